@@ -1,0 +1,156 @@
+/**
+ * onevz entry point. Dispatches on basename(argv[0]) when started through a remotes entry
+ * named after an action (deploy, poll, tm-clone, …), otherwise on the first argument
+ * (`onevz deploy …`). Prints errors once, on stderr, and maps them to exit codes.
+ */
+import { basename } from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { type CommandEntry, COMMANDS, findCommand } from "./src/cli/commands.ts";
+import type { CommandContext, Io } from "./src/cli/context.ts";
+import { EXIT_FAILURE, EXIT_USAGE, OnevzError, UsageError } from "./src/cli/errors.ts";
+import { LocalHost } from "./src/host/local.ts";
+import { SshHost } from "./src/host/ssh.ts";
+import { VERSION } from "./src/version.ts";
+
+const io: Io = {
+  readStdin: async () => new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()),
+  out: (text) => writeAll(Deno.stdout, text),
+  err: (text) => writeAll(Deno.stderr, text),
+};
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
+  let data = new TextEncoder().encode(text);
+  while (data.length > 0) data = data.subarray(file.writeSync(data));
+}
+
+function globalHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const rows = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    `onevz ${VERSION}: OpenVZ containers for OpenNebula 2.2.1`,
+    "",
+    "Usage: onevz <command> [arguments]   or, through a remotes entry, <command> [arguments]",
+    "",
+    "Commands:",
+    ...rows,
+    "",
+    "Options: --help (also after a command), --version",
+    "Exit codes: 0 ok, 1 the action failed (reason on stderr), 2 usage error, 3 invalid input.",
+    "",
+  ].join("\n");
+}
+
+function commandHelp(c: CommandEntry): string {
+  const opts = Object.entries(c.options ?? {}).map(([k, t]) =>
+    `  --${k}${t === "string" ? " <value>" : ""}`
+  );
+  return [
+    `Usage: onevz ${c.name}${c.usage ? " " + c.usage : ""}`,
+    "",
+    `${c.summary}.`,
+    "",
+    c.help,
+    ...(opts.length ? ["", "Options:", ...opts] : []),
+    "",
+  ].join("\n");
+}
+
+/** Resolve the command and its arguments from argv[0] or the first argument. */
+export function resolveInvocation(argv0: string, args: string[]): {
+  command?: CommandEntry;
+  rest: string[];
+  invokedAs: "argv0" | "subcommand" | "none";
+} {
+  const byName = findCommand(basename(argv0));
+  if (byName) return { command: byName, rest: args, invokedAs: "argv0" };
+  if (args.length === 0) return { rest: [], invokedAs: "none" };
+  const [first, ...rest] = args;
+  return { command: findCommand(first), rest, invokedAs: "subcommand" };
+}
+
+export async function main(argv0: string, args: string[]): Promise<number> {
+  const { command, rest, invokedAs } = resolveInvocation(argv0, args);
+  if (invokedAs === "none" || (!command && (args[0] === "--help" || args[0] === "-h"))) {
+    io.out(globalHelp());
+    return invokedAs === "none" ? EXIT_USAGE : 0;
+  }
+  if (!command && args[0] === "--version") {
+    io.out(`onevz ${VERSION}\n`);
+    return 0;
+  }
+  try {
+    if (!command) throw new UsageError(`unknown command '${args[0]}' (see onevz --help)`);
+    if (rest.length === 1 && (rest[0] === "--help" || rest[0] === "-h")) {
+      io.out(commandHelp(command));
+      return 0;
+    }
+    const ctx = buildContext(command, rest);
+    return await (await command.load()).default(ctx);
+  } catch (e) {
+    return report(e);
+  }
+}
+
+function buildContext(command: CommandEntry, rest: string[]): CommandContext {
+  let positionals: string[] = rest;
+  let flags: Record<string, string | boolean> = {};
+  if (command.options) {
+    const options = Object.fromEntries(
+      Object.entries(command.options).map(([k, t]) => [k, { type: t }]),
+    );
+    try {
+      const parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+      positionals = parsed.positionals;
+      flags = parsed.values as Record<string, string | boolean>;
+    } catch (e) {
+      throw new UsageError(`${command.name}: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  const env = (name: string) => Deno.env.get(name);
+  const agentless = env("ONEVZ_MODE") === "agentless" && command.driverAction !== undefined &&
+    command.driverAction !== "tm";
+  let host;
+  if (agentless) {
+    const [hostName, ...others] = positionals;
+    if (!hostName) throw new UsageError(`${command.name}: missing host (agentless mode)`);
+    positionals = others;
+    host = new SshHost(hostName, { sysroot: env("ONEVZ_NODE_SYSROOT") });
+  } else {
+    host = new LocalHost();
+  }
+  if (positionals.length < command.minArgs || positionals.length > command.maxArgs) {
+    const want = command.minArgs === command.maxArgs
+      ? `${command.minArgs}`
+      : `${command.minArgs} to ${command.maxArgs}`;
+    throw new UsageError(
+      `${command.name}: expected ${want} argument(s) (${
+        command.usage || "none"
+      }), got ${positionals.length}`,
+    );
+  }
+  return {
+    args: positionals,
+    flags,
+    host,
+    remotesDir: env("ONEVZ_REMOTES"),
+    mode: agentless ? "agentless" : "node",
+    env,
+    io,
+  };
+}
+
+function report(e: unknown): number {
+  if (e instanceof OnevzError) {
+    io.err(`onevz: ${e.message.replaceAll("\n", " ")}\n`);
+    return e.exitCode;
+  }
+  const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  io.err(`onevz: internal error: ${msg.split("\n")[0]}\n`);
+  return EXIT_FAILURE;
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv0, Deno.args);
+  Deno.exit(code === 42 ? EXIT_FAILURE : code);
+}

@@ -1,0 +1,7 @@
+// Placeholder until the restore command is implemented.
+import type { CommandContext } from "../../cli/context.ts";
+import { OnevzError } from "../../cli/errors.ts";
+
+export default function (_ctx: CommandContext): Promise<number> {
+  return Promise.reject(new OnevzError("restore: not implemented yet"));
+}

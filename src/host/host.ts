@@ -1,0 +1,138 @@
+/**
+ * The Host port: the only way onevz touches a machine. Every external command is an argv
+ * array passed to `run`, never a shell string built from template values. File helpers are
+ * expressed as fixed commands over `run` so that local, sudo and ssh hosts behave the same;
+ * LocalHost overrides them with direct file access where no privilege change is needed.
+ */
+import { CommandError } from "../cli/errors.ts";
+
+export interface RunOptions {
+  /** Bytes or text fed to the command's stdin. */
+  stdin?: string | Uint8Array;
+  /** The command needs root: run through `sudo -n` when the host user is not root. */
+  privileged?: boolean;
+  /** Throw CommandError on a non-zero exit (default true). */
+  check?: boolean;
+  /** Kill the command after this many milliseconds. */
+  timeoutMs?: number;
+}
+
+export interface RunResult {
+  argv: readonly string[];
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** One executed command, as observers (demo output, tests, logs) see it. */
+export interface CommandRecord {
+  host: string;
+  argv: readonly string[];
+  status: number;
+  stderr: string;
+}
+
+export type CommandObserver = (record: CommandRecord) => void;
+
+export abstract class Host {
+  /** Host name used in messages ("localhost", "cn1"). */
+  abstract readonly name: string;
+  /**
+   * Prefix for OpenVZ system paths (/etc/vz, /proc/vz, /proc/user_beancounters, /proc/stat).
+   * Empty on a real node; tests and chroots point it at a simulated root (ONEVZ_SYSROOT).
+   */
+  sysroot = "";
+  /** Prefix privileged commands with `sudo -n` (false when already root). */
+  useSudo = false;
+  private observers: CommandObserver[] = [];
+
+  /** Spawn the command exactly as given; implementations never involve a local shell. */
+  protected abstract spawn(argv: readonly string[], opts: RunOptions): Promise<RunResult>;
+
+  observe(observer: CommandObserver): () => void {
+    this.observers.push(observer);
+    return () => {
+      this.observers = this.observers.filter((o) => o !== observer);
+    };
+  }
+
+  /** Map an absolute OpenVZ system path into this host's sysroot. */
+  sysPath(path: string): string {
+    return this.sysroot ? this.sysroot.replace(/\/+$/, "") + path : path;
+  }
+
+  async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const full = opts.privileged && this.useSudo ? ["sudo", "-n", ...argv] : [...argv];
+    const result = await this.spawn(full, opts);
+    for (const o of this.observers) {
+      o({ host: this.name, argv: full, status: result.status, stderr: result.stderr });
+    }
+    if (result.status !== 0 && opts.check !== false) {
+      throw new CommandError(this.name, full, result.status, result.stdout, result.stderr);
+    }
+    return result;
+  }
+
+  /** Contents of a text file, or null when it does not exist. */
+  async readFile(path: string, opts: { privileged?: boolean } = {}): Promise<string | null> {
+    const r = await this.run(["cat", "--", path], { ...opts, check: false });
+    if (r.status === 0) return r.stdout;
+    if (await this.exists(path, opts)) {
+      throw new CommandError(this.name, ["cat", "--", path], r.status, r.stdout, r.stderr);
+    }
+    return null;
+  }
+
+  async exists(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
+    const r = await this.run(["test", "-e", path], { ...opts, check: false });
+    if (r.status === 0) return true;
+    const link = await this.run(["test", "-L", path], { ...opts, check: false });
+    return link.status === 0;
+  }
+
+  async isDirectory(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
+    return (await this.run(["test", "-d", path], { ...opts, check: false })).status === 0;
+  }
+
+  /**
+   * Write a file so that readers see either the old or the complete new content:
+   * write to a temporary name in the same directory, then rename.
+   */
+  async writeFileAtomic(
+    path: string,
+    data: string | Uint8Array,
+    opts: { privileged?: boolean; mode?: number } = {},
+  ): Promise<void> {
+    const tmp = `${path}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await this.run(["dd", `of=${tmp}`, "status=none"], { ...opts, stdin: data });
+      if (opts.mode !== undefined) {
+        await this.run(["chmod", opts.mode.toString(8), "--", tmp], opts);
+      }
+      await this.run(["mv", "-f", "--", tmp, path], opts);
+    } catch (e) {
+      await this.run(["rm", "-f", "--", tmp], { ...opts, check: false });
+      throw e;
+    }
+  }
+
+  async mkdirp(path: string, opts: { privileged?: boolean; mode?: number } = {}): Promise<void> {
+    const args = ["mkdir", "-p"];
+    if (opts.mode !== undefined) args.push("-m", opts.mode.toString(8));
+    await this.run([...args, "--", path], opts);
+  }
+
+  async rename(from: string, to: string, opts: { privileged?: boolean } = {}): Promise<void> {
+    await this.run(["mv", "-f", "--", from, to], opts);
+  }
+
+  async remove(path: string, opts: { privileged?: boolean; recursive?: boolean } = {}) {
+    await this.run(["rm", opts.recursive ? "-rf" : "-f", "--", path], opts);
+  }
+}
+
+/** Read everything from a stream into a string (used by spawning hosts). */
+export async function readAll(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
+  if (!stream) return new Uint8Array();
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}

@@ -1,0 +1,131 @@
+/**
+ * LocalHost runs commands on this machine (the node itself under one_vmm_ssh, or the
+ * front-end). When no privilege change is needed, file helpers use the file system directly.
+ */
+import { Host, type RunOptions, type RunResult } from "./host.ts";
+import { hostname } from "node:os";
+
+export class LocalHost extends Host {
+  readonly name: string;
+
+  constructor(opts: { name?: string; sysroot?: string; useSudo?: boolean } = {}) {
+    super();
+    this.name = opts.name ?? (hostname() || "localhost");
+    this.sysroot = opts.sysroot ?? Deno.env.get("ONEVZ_SYSROOT") ?? "";
+    this.useSudo = opts.useSudo ?? (Deno.uid() !== 0);
+  }
+
+  protected async spawn(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
+    const [cmd, ...args] = argv;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(cmd, {
+        args,
+        stdin: opts.stdin !== undefined ? "piped" : "null",
+        stdout: "piped",
+        stderr: "piped",
+        env: { LANG: "C", LC_ALL: "C" },
+      }).spawn();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        return { argv, status: 127, stdout: "", stderr: `${cmd}: command not found` };
+      }
+      throw e;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (opts.timeoutMs) {
+      timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already gone */ }
+      }, opts.timeoutMs);
+    }
+    if (opts.stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      const data = typeof opts.stdin === "string"
+        ? new TextEncoder().encode(opts.stdin)
+        : opts.stdin;
+      try {
+        await w.write(data);
+        await w.close();
+      } catch { /* the command may exit without reading its input */ }
+    }
+    const out = await child.output();
+    if (timer !== undefined) clearTimeout(timer);
+    const dec = new TextDecoder();
+    return {
+      argv,
+      status: out.signal ? 128 + 9 : out.code,
+      stdout: dec.decode(out.stdout),
+      stderr: dec.decode(out.stderr),
+    };
+  }
+
+  private direct(opts: { privileged?: boolean }): boolean {
+    return !(opts.privileged && this.useSudo);
+  }
+
+  override async readFile(path: string, opts: { privileged?: boolean } = {}) {
+    if (!this.direct(opts)) return super.readFile(path, opts);
+    try {
+      return await Deno.readTextFile(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  }
+
+  override async exists(path: string, opts: { privileged?: boolean } = {}) {
+    if (!this.direct(opts)) return super.exists(path, opts);
+    try {
+      await Deno.lstat(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  override async isDirectory(path: string, opts: { privileged?: boolean } = {}) {
+    if (!this.direct(opts)) return super.isDirectory(path, opts);
+    try {
+      return (await Deno.stat(path)).isDirectory;
+    } catch {
+      return false;
+    }
+  }
+
+  override async writeFileAtomic(
+    path: string,
+    data: string | Uint8Array,
+    opts: { privileged?: boolean; mode?: number } = {},
+  ) {
+    if (!this.direct(opts)) return super.writeFileAtomic(path, data, opts);
+    const tmp = `${path}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+      await Deno.writeFile(tmp, bytes, { mode: opts.mode ?? 0o644 });
+      if (opts.mode !== undefined) await Deno.chmod(tmp, opts.mode);
+      await Deno.rename(tmp, path);
+    } catch (e) {
+      await Deno.remove(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  override async mkdirp(path: string, opts: { privileged?: boolean; mode?: number } = {}) {
+    if (!this.direct(opts)) return super.mkdirp(path, opts);
+    await Deno.mkdir(path, { recursive: true, mode: opts.mode });
+  }
+
+  override async rename(from: string, to: string, opts: { privileged?: boolean } = {}) {
+    if (!this.direct(opts)) return super.rename(from, to, opts);
+    await Deno.rename(from, to);
+  }
+
+  override async remove(path: string, opts: { privileged?: boolean; recursive?: boolean } = {}) {
+    if (!this.direct(opts)) return super.remove(path, opts);
+    await Deno.remove(path, { recursive: opts.recursive }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
+}

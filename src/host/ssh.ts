@@ -1,0 +1,75 @@
+/**
+ * SshHost runs commands on another machine through OpenSSH. Each argument is quoted for the
+ * remote shell, so template values stay inert data. One multiplexed connection (ControlMaster)
+ * serves all commands of an action; `close()` ends it.
+ */
+import { shellQuote } from "../cli/errors.ts";
+import { Host, type RunOptions, type RunResult } from "./host.ts";
+import { LocalHost } from "./local.ts";
+
+export interface SshHostOptions {
+  /** Remote user (default: the ssh config's or the current user). */
+  user?: string;
+  /** Extra ssh config file (ONEVZ_SSH_CONFIG), used by the test bed and by operators. */
+  configFile?: string;
+  /** Remote OpenVZ sysroot (ONEVZ_SYSROOT on the node), for simulated nodes. */
+  sysroot?: string;
+  /** Run privileged commands through `sudo -n` (default true: oneadmin is not root). */
+  useSudo?: boolean;
+  /** Share one connection between the commands of this host object. */
+  multiplex?: boolean;
+}
+
+export class SshHost extends Host {
+  readonly name: string;
+  private readonly local = new LocalHost({ name: "localhost", useSudo: false });
+  private readonly controlPath?: string;
+  private readonly opts: SshHostOptions;
+
+  constructor(name: string, opts: SshHostOptions = {}) {
+    super();
+    if (!/^[A-Za-z0-9_.:\[\]-]+$/.test(name) || name.startsWith("-")) {
+      throw new Error(`invalid host name: ${JSON.stringify(name)}`);
+    }
+    this.name = name;
+    this.opts = opts;
+    this.sysroot = opts.sysroot ?? "";
+    this.useSudo = opts.useSudo ?? true;
+    if (opts.multiplex !== false) {
+      this.controlPath = `${Deno.env.get("TMPDIR") ?? "/tmp"}/onevz-ssh-${Deno.pid}-%C`;
+    }
+  }
+
+  /** The ssh argv prefix (without the remote command). */
+  sshArgv(): string[] {
+    const args = ["ssh", "-o", "BatchMode=yes"];
+    const config = this.opts.configFile ?? Deno.env.get("ONEVZ_SSH_CONFIG");
+    if (config) args.push("-F", config);
+    if (this.controlPath) {
+      args.push(
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        `ControlPath=${this.controlPath}`,
+        "-o",
+        "ControlPersist=60",
+      );
+    }
+    const target = this.opts.user ? `${this.opts.user}@${this.name}` : this.name;
+    return [...args, "--", target];
+  }
+
+  protected spawn(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
+    const remote = argv.map(shellQuote).join(" ");
+    return this.local["spawn"]([...this.sshArgv(), remote], opts).then((r) => ({ ...r, argv }));
+  }
+
+  /** Close the multiplexed connection, if one was opened. */
+  async close(): Promise<void> {
+    if (!this.controlPath) return;
+    const args = this.sshArgv();
+    const target = args.pop()!;
+    args.pop(); // "--"
+    await this.local.run([...args, "-O", "exit", target], { check: false });
+  }
+}
