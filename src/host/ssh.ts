@@ -40,9 +40,12 @@ export class SshHost extends Host {
     }
   }
 
-  /** The ssh argv prefix (without the remote command). */
+  /**
+   * The ssh argv prefix (without the remote command). ONEVZ_SSH names another ssh-compatible
+   * program (like GIT_SSH): a wrapper with site options, or the test fixtures' node stand-in.
+   */
   sshArgv(): string[] {
-    const args = ["ssh", "-o", "BatchMode=yes"];
+    const args = [Deno.env.get("ONEVZ_SSH") || "ssh", "-o", "BatchMode=yes"];
     const config = this.opts.configFile ?? Deno.env.get("ONEVZ_SSH_CONFIG");
     if (config) args.push("-F", config);
     if (this.controlPath) {

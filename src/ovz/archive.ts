@@ -1,0 +1,32 @@
+/**
+ * OS template archives: OpenNebula stores images without an extension, so the format of a
+ * template tarball is read from its first bytes, and vzctl is given the matching file name.
+ */
+import type { Host } from "../host/host.ts";
+
+/** The cache extensions vzctl 4.x looks for, in its lookup order. */
+export type ArchiveExt = ".tar" | ".tar.gz" | ".tar.bz2" | ".tar.xz";
+export const ARCHIVE_EXTS: readonly ArchiveExt[] = [".tar", ".tar.gz", ".tar.bz2", ".tar.xz"];
+
+/** Identify a template archive from its first 265 bytes; undefined when it is none of them. */
+export function archiveExtFromMagic(head: Uint8Array): ArchiveExt | undefined {
+  const starts = (...bytes: number[]) => bytes.every((b, i) => head[i] === b);
+  if (starts(0x1f, 0x8b)) return ".tar.gz";
+  if (starts(0x42, 0x5a, 0x68)) return ".tar.bz2"; // "BZh"
+  if (starts(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00)) return ".tar.xz";
+  const ustar = new TextDecoder().decode(head.subarray(257, 262));
+  if (ustar === "ustar") return ".tar";
+  return undefined;
+}
+
+/** Read the first bytes of a file on a host without a shell (od prints them as hex). */
+export async function readHead(host: Host, path: string, privileged = true): Promise<Uint8Array> {
+  const r = await host.run(["od", "-An", "-v", "-tx1", "-N", "265", "--", path], { privileged });
+  const hex = r.stdout.split(/\s+/).filter((x) => /^[0-9a-f]{2}$/.test(x));
+  return Uint8Array.from(hex.map((h) => parseInt(h, 16)));
+}
+
+/** Strip a known archive extension from a file name ("centos-5-x86.tar.bz2" → "centos-5-x86"). */
+export function stripArchiveExt(fileName: string): string {
+  return fileName.replace(/\.(tar\.gz|tgz|tar\.bz2|tbz2?|tar\.xz|txz|tar)$/i, "");
+}
