@@ -1,0 +1,89 @@
+/**
+ * Dispatch: by argv[0] (a remotes entry `exec -a poll …`) and by subcommand, global help,
+ * unknown commands, argument counts and --version.
+ */
+import assert from "node:assert/strict";
+import { COMMANDS } from "../src/cli/commands.ts";
+import { VERSION } from "../src/version.ts";
+import { DENO, REPO_ROOT, run } from "./testbed/bed.ts";
+
+const MAIN = `${REPO_ROOT}/main.ts`;
+
+function onevz(args: string[]) {
+  return run(DENO, ["run", "-A", "--quiet", "--no-lock", MAIN, ...args], { cwd: REPO_ROOT });
+}
+
+function bashOnevz(argv0: string, args: string) {
+  return run("bash", [
+    "-c",
+    `exec -a ${argv0} '${DENO}' run -A --quiet --no-lock '${MAIN}' ${args}`,
+  ], { cwd: REPO_ROOT });
+}
+
+Deno.test("dispatch by argv[0]: exec -a poll … --help prints poll's help", async () => {
+  const r = await bashOnevz("poll", "--help");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Usage: onevz poll <deploy_id>/);
+});
+
+Deno.test("dispatch by subcommand: onevz poll --help prints poll's help", async () => {
+  const r = await onevz(["poll", "--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Usage: onevz poll <deploy_id>/);
+});
+
+Deno.test("both dispatch forms print the same help", async () => {
+  const [a, b] = await Promise.all([bashOnevz("poll", "--help"), onevz(["poll", "--help"])]);
+  assert.equal(a.stdout, b.stdout);
+});
+
+Deno.test("argv[0] through a path (…/vmm/ovz/deploy style) uses its basename", async () => {
+  const r = await bashOnevz("/some/remotes/vmm/ovz/deploy", "--help");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Usage: onevz deploy <deployment_file>/);
+});
+
+Deno.test("onevz --help lists every command of the command table", async () => {
+  const r = await onevz(["--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const c of COMMANDS) {
+    assert.match(r.stdout, new RegExp(`^  ${c.name.replace("-", "\\-")} +\\S`, "m"), c.name);
+  }
+});
+
+Deno.test("onevz without arguments prints the help and exits 2", async () => {
+  const r = await onevz([]);
+  assert.equal(r.code, 2);
+  assert.match(r.stdout, /Commands:/);
+});
+
+Deno.test("onevz bogus: one-line error on stderr, exit 2", async () => {
+  const r = await onevz(["bogus"]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, "");
+  assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr, /bogus/);
+  assert.doesNotMatch(r.stderr, /^ExitCode:/m);
+});
+
+Deno.test("wrong argument count exits 2 with a one-line error", async () => {
+  for (const args of [["poll"], ["poll", "1", "2"], ["save", "1"], ["migrate", "1", "2", "3"]]) {
+    const r = await onevz(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(args[0]));
+  }
+});
+
+Deno.test("wrong argument count by argv[0] exits 2 too", async () => {
+  const r = await bashOnevz("poll", "");
+  assert.equal(r.code, 2, r.stderr);
+});
+
+Deno.test("--version prints src/version.ts's version, which matches package.json", async () => {
+  const r = await onevz(["--version"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `onevz ${VERSION}`);
+  const pkg = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/package.json`));
+  assert.equal(pkg.version, VERSION);
+});
