@@ -205,18 +205,6 @@ export const COMMANDS: CommandEntry[] = [
     load: () => import("../admin/plan.ts"),
   },
   {
-    name: "demo",
-    summary: "run the seed's example VM through its whole life on a simulated node",
-    usage: "",
-    help: "Deploys the seed's vps145 example, polls, saves, restores, migrates, polls and " +
-      "shuts it down against the built-in OpenVZ simulator, printing each action as oned " +
-      "would see it. Needs no OpenVZ and no OpenNebula.",
-    minArgs: 0,
-    maxArgs: 0,
-    options: { keep: "boolean" },
-    load: () => import("../admin/demo.ts"),
-  },
-  {
     name: "install",
     summary: "install the remotes, configuration and oned.conf snippets",
     usage: "",

@@ -1,7 +1,0 @@
-// Placeholder until the demo command is implemented.
-import type { CommandContext } from "../cli/context.ts";
-import { OnevzError } from "../cli/errors.ts";
-
-export default function (_ctx: CommandContext): Promise<number> {
-  return Promise.reject(new OnevzError("demo: not implemented yet"));
-}
