@@ -1,0 +1,69 @@
+/**
+ * The VMM driver configuration, vmm_ssh_ovz.conf: OpenNebula template syntax whose
+ * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL ]` vector holds onevz's own settings; every
+ * other attribute is a default merged into each VM template (see applyDefaults).
+ */
+import { z } from "zod";
+import { InvalidInputError } from "../cli/errors.ts";
+import { DEFAULT_CTID_OFFSET, MAX_CTID } from "./ctid.ts";
+import { parseTemplateText } from "./defaults.ts";
+import { cloneDoc, emptyDoc, type TemplateDoc, vectors } from "./template.ts";
+
+export type NicModel = "venet" | "veth";
+
+export interface DriverConfig {
+  /** CTID = VMID + ctidOffset. */
+  ctidOffset: number;
+  /** Directory inside the container that receives context.sh and the FILES (default /mnt). */
+  contextDir: string;
+  /** Network device type for NICs without MODEL=veth|venet. */
+  nicModel: NicModel;
+  /** Template defaults (the file without the ONEVZ vector). */
+  defaults: TemplateDoc;
+}
+
+export const DEFAULT_CONTEXT_DIR = "/mnt";
+export const DEFAULT_NIC_MODEL: NicModel = "venet";
+
+const settingsSchema = z.object({
+  CTID_OFFSET: z.string()
+    .regex(/^[0-9]{1,10}$/, "must be an integer")
+    .transform(Number)
+    .refine((n) => n >= 101 && n < MAX_CTID, "must be between 101 and 2147483643")
+    .default(String(DEFAULT_CTID_OFFSET) as never),
+  CONTEXT_DIR: z.string()
+    .regex(/^(\/[A-Za-z0-9._-]+)+$/, "must be an absolute path of plain names")
+    .refine((p) => !p.split("/").some((s) => s === "." || s === ".."), "must not contain . or ..")
+    .default(DEFAULT_CONTEXT_DIR),
+  NIC_MODEL: z.string().transform((s) => s.toLowerCase()).pipe(
+    z.enum(["venet", "veth"], "must be venet or veth"),
+  ).default(DEFAULT_NIC_MODEL),
+}).loose();
+
+/** Parse vmm_ssh_ovz.conf text (null: the file is missing, all built-in defaults). */
+export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"): DriverConfig {
+  const doc = text === null ? emptyDoc() : parseTemplateText(text, file);
+  const onevz = vectors(doc, "ONEVZ");
+  if (doc.attributes.has("ONEVZ") && onevz.length === 0) {
+    throw new InvalidInputError(`${file}: ONEVZ must be a vector: ONEVZ = [ CTID_OFFSET = … ]`);
+  }
+  const settings = onevz[0] ?? {};
+  const r = settingsSchema.safeParse(settings);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new InvalidInputError(
+      `${file}: ONEVZ/${issue.path.join("/")}: ${issue.message}`,
+    );
+  }
+  const defaults = cloneDoc(doc);
+  defaults.attributes.delete("ONEVZ");
+  const ctidOffset = typeof r.data.CTID_OFFSET === "number"
+    ? r.data.CTID_OFFSET
+    : Number(r.data.CTID_OFFSET);
+  return {
+    ctidOffset,
+    contextDir: r.data.CONTEXT_DIR,
+    nicModel: r.data.NIC_MODEL as NicModel,
+    defaults,
+  };
+}
