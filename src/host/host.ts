@@ -90,6 +90,11 @@ export abstract class Host {
     return link.status === 0;
   }
 
+  /** True when the path itself is a symbolic link (not followed). */
+  async isSymlink(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
+    return (await this.run(["test", "-L", path], { ...opts, check: false })).status === 0;
+  }
+
   async isDirectory(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
     return (await this.run(["test", "-d", path], { ...opts, check: false })).status === 0;
   }

@@ -85,6 +85,15 @@ export class LocalHost extends Host {
     }
   }
 
+  override async isSymlink(path: string, opts: { privileged?: boolean } = {}) {
+    if (!this.direct(opts)) return super.isSymlink(path, opts);
+    try {
+      return (await Deno.lstat(path)).isSymlink;
+    } catch {
+      return false;
+    }
+  }
+
   override async isDirectory(path: string, opts: { privileged?: boolean } = {}) {
     if (!this.direct(opts)) return super.isDirectory(path, opts);
     try {
