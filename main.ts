@@ -112,9 +112,10 @@ function buildContext(command: CommandEntry, rest: string[]): CommandContext {
     command.driverAction !== "tm";
   let host;
   if (agentless) {
-    const [hostName, ...others] = positionals;
+    // one_vmm_sh passes the host first; run_probes passes `<hypervisor> <host>` to probes.
+    const hostName = command.driverAction === "im" ? positionals.at(-1) : positionals[0];
     if (!hostName) throw new UsageError(`${command.name}: missing host (agentless mode)`);
-    positionals = others;
+    positionals = command.driverAction === "im" ? positionals.slice(0, -1) : positionals.slice(1);
     host = new SshHost(hostName, { sysroot: env("ONEVZ_NODE_SYSROOT") });
   } else {
     host = new LocalHost();

@@ -218,6 +218,7 @@ export const COMMANDS: CommandEntry[] = [
       "oned-conf": "boolean",
       sudoers: "boolean",
       binary: "string",
+      "scripts-remote-dir": "string",
     },
     load: () => import("../admin/install.ts"),
   },

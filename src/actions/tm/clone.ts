@@ -1,7 +1,153 @@
-// Placeholder until the clone command is implemented.
+/**
+ * tm-clone <src> <host:dst> [size]: put the image on the node (TM CLONE; LN does the same).
+ *
+ * Images go through a content-addressed cache on each node, `$VM_DIR/.onevz-cache/<sha256>`:
+ *   1. the front-end hashes the source (cached in `<src>.sha256`, keyed by size and mtime);
+ *   2. if the node already holds that digest, the final file is hard-linked (or copied when
+ *      on another device) from the cache: no image bytes cross the network;
+ *   3. otherwise the bytes are streamed to a temporary name in the cache (`dd` on the node),
+ *      checked with `sha256sum` on the node, renamed into the cache, then linked.
+ * The final name only ever appears by rename, so a broken transfer leaves nothing under it.
+ * Writers of `disk.<i>` on the node (shutdown's SAVE) must replace the file by rename, never
+ * rewrite it in place, since it may share its inode with the cache entry.
+ */
+import { createHash } from "node:crypto";
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
+import type { Host } from "../../host/host.ts";
+import {
+  CACHE_DIR_NAME,
+  closeHosts,
+  hostFor,
+  nodeJoin,
+  parseTmArg,
+  pipe,
+  requireAbsolute,
+  runTm,
+  splitVmPath,
+  tempName,
+  type TmLog,
+} from "./common.ts";
 
-export default function (_ctx: CommandContext): Promise<number> {
-  return Promise.reject(new OnevzError("clone: not implemented yet"));
+/** sha256 of a front-end file, reusing `<file>.sha256` when size and mtime still match. */
+export async function fileDigest(path: string, log?: TmLog): Promise<string> {
+  const st = await Deno.stat(path);
+  if (!st.isFile) throw new OnevzError(`source '${path}' is not a regular file`);
+  const key = `${st.size} ${st.mtime?.getTime() ?? 0}`;
+  const sidecar = `${path}.sha256`;
+  try {
+    const text = (await Deno.readTextFile(sidecar)).trim();
+    const m = /^(\d+ -?\d+) ([0-9a-f]{64})$/.exec(text);
+    if (m && m[1] === key) return m[2];
+  } catch { /* no sidecar yet */ }
+  const hash = createHash("sha256");
+  const f = await Deno.open(path, { read: true });
+  for await (const chunk of f.readable) hash.update(chunk);
+  const digest = hash.digest("hex");
+  try {
+    const tmp = `${sidecar}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
+    await Deno.writeTextFile(tmp, `${key} ${digest}\n`);
+    await Deno.rename(tmp, sidecar);
+  } catch {
+    log?.(`could not record the digest beside ${path} (read-only repository?)`);
+  }
+  return digest;
+}
+
+/** Make `target` on the node a link (or copy) of `cached`, appearing only by rename. */
+async function placeFromCache(node: Host, cached: string, target: string, log: TmLog) {
+  const tmp = tempName(target);
+  try {
+    const ln = await node.run(["ln", "-f", "--", cached, tmp], { check: false });
+    if (ln.status !== 0) {
+      log(`hard link failed (${ln.stderr.trim() || "exit " + ln.status}), copying instead`);
+      await node.run(["cp", "--sparse=always", "--", cached, tmp]);
+    }
+    await node.run(["chmod", "a+rw", "--", tmp], { check: false });
+    await node.rename(tmp, target);
+  } catch (e) {
+    await node.run(["rm", "-f", "--", tmp], { check: false });
+    throw e;
+  }
+}
+
+/** Stream a front-end file to `dest` on the node, verifying its digest there. */
+async function sendVerified(
+  node: Host,
+  file: string,
+  digest: string,
+  dest: string,
+  log: TmLog,
+): Promise<number> {
+  const tmp = tempName(dest);
+  try {
+    const { bytes } = await pipe({ file }, {
+      host: node,
+      argv: ["dd", `of=${tmp}`, "bs=1M", "status=none"],
+    });
+    const sum = await node.run(["sha256sum", "--", tmp]);
+    const got = sum.stdout.trim().split(/\s+/)[0];
+    if (got !== digest) {
+      throw new OnevzError(
+        `checksum mismatch after sending ${file} to ${node.name}: expected ${digest}, got ${got}`,
+      );
+    }
+    await node.rename(tmp, dest);
+    log(`sent ${bytes} bytes to ${node.name}:${dest} (sha256 verified)`);
+    return bytes;
+  } catch (e) {
+    await node.run(["rm", "-f", "--", tmp], { check: false });
+    throw e;
+  }
+}
+
+export async function clone(ctx: CommandContext, log: TmLog): Promise<void> {
+  const [srcArg, dstArg] = ctx.args;
+  const src = parseTmArg(srcArg);
+  const dst = parseTmArg(dstArg);
+  if (/^(https?|ftp):\/\//.test(srcArg)) {
+    throw new OnevzError(`URL sources are not supported (${srcArg}): register the image first`);
+  }
+  if (!src.local) {
+    throw new OnevzError(
+      `source ${srcArg} is not on this front-end; the ssh transfer manager clones front-end images`,
+    );
+  }
+  const srcPath = requireAbsolute(src.path, "source");
+  const dstPath = requireAbsolute(dst.path, "destination");
+  const node = hostFor(dst);
+  try {
+    const digest = await fileDigest(srcPath, log).catch((e) => {
+      throw e instanceof OnevzError ? e : new OnevzError(`cannot read source ${srcPath}: ${e}`);
+    });
+    const dstDir = nodeJoin(dstPath, "..");
+    log(`DST: ${dstPath}`);
+    log(`Creating directory ${dstDir}`);
+    await node.mkdirp(dstDir);
+    log(`Cloning ${srcPath} (sha256 ${digest})`);
+    const layout = splitVmPath(dstPath);
+    if (!layout) {
+      log(`${dstPath} is not under $VM_DIR/<vid>/images: copying without the node cache`);
+      await sendVerified(node, srcPath, digest, dstPath, log);
+      return;
+    }
+    const cacheDir = nodeJoin(layout.vmDir, CACHE_DIR_NAME);
+    const cached = nodeJoin(cacheDir, digest);
+    await node.mkdirp(cacheDir);
+    if (await node.exists(cached)) {
+      log(`cache hit on ${node.name}: ${cached} (0 image bytes sent)`);
+    } else {
+      log(`cache miss on ${node.name}: sending the image`);
+      await sendVerified(node, srcPath, digest, cached, log);
+      await node.run(["chmod", "a+r", "--", cached], { check: false });
+    }
+    await placeFromCache(node, cached, dstPath, log);
+    log(`Placed ${node.name}:${dstPath}`);
+  } finally {
+    await closeHosts(node);
+  }
+}
+
+export default function (ctx: CommandContext): Promise<number> {
+  return runTm(ctx, "tm-clone", (log) => clone(ctx, log));
 }

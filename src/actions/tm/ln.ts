@@ -1,7 +1,14 @@
-// Placeholder until the ln command is implemented.
+/**
+ * tm-ln <src> <host:dst> [size]: TM LN. The ssh transfer manager cannot link across hosts, so
+ * (like the stock tm_ln.sh, which execs tm_clone.sh) this places a copy through the node cache.
+ */
 import type { CommandContext } from "../../cli/context.ts";
-import { OnevzError } from "../../cli/errors.ts";
+import { clone } from "./clone.ts";
+import { runTm } from "./common.ts";
 
-export default function (_ctx: CommandContext): Promise<number> {
-  return Promise.reject(new OnevzError("ln: not implemented yet"));
+export default function (ctx: CommandContext): Promise<number> {
+  return runTm(ctx, "tm-ln", (log) => {
+    log("the ssh transfer manager cannot link across hosts: cloning");
+    return clone(ctx, log);
+  });
 }
