@@ -53,7 +53,8 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     const unlock = await lockContainer(host, plan.paths.images, "deploy");
     try {
       await writeCopy(host, input.nodePath, input.xml, rollback);
-      for (const step of plan.steps) await runStep(host, plan, step, facts, rollback);
+      const needFiles = (spec.context?.files.length ?? 0) > 0;
+      for (const step of plan.steps) await runStep(host, plan, step, facts, rollback, needFiles);
     } finally {
       await unlock();
     }
@@ -166,7 +167,14 @@ async function writeCopy(host: Host, path: string, xml: string, rollback: Rollba
   );
 }
 
-async function runStep(host: Host, plan: DeployPlan, step: Step, facts: Facts, rb: Rollback) {
+async function runStep(
+  host: Host,
+  plan: DeployPlan,
+  step: Step,
+  facts: Facts,
+  rb: Rollback,
+  needFiles: boolean,
+) {
   const ctid = String(plan.ctid);
   switch (step.kind) {
     case "run": {
@@ -191,7 +199,7 @@ async function runStep(host: Host, plan: DeployPlan, step: Step, facts: Facts, r
     case "place-template":
       return await placeTemplate(host, facts, step.to, rb);
     case "copy-dir":
-      return await copyContextDir(host, plan.paths.private, step.from, step.to);
+      return await copyContextDir(host, plan.paths.private, step.from, step.to, needFiles);
     case "write-file": {
       await safeParentDir(host, plan.paths.private, step.path);
       if (step.ifAbsent && await host.exists(step.path, P)) return;
@@ -283,8 +291,16 @@ async function safeParentDir(host: Host, base: string, path: string) {
 }
 
 /** Copy the regular files of the TM's context directory into the container. */
-async function copyContextDir(host: Host, base: string, from: string, to: string) {
+async function copyContextDir(
+  host: Host,
+  base: string,
+  from: string,
+  to: string,
+  needFiles: boolean,
+) {
   if (!(await host.isDirectory(from, P))) {
+    // Without FILES, deploy writes context.sh itself; FILES can only come from the TM.
+    if (!needFiles) return await safeParentDir(host, base, `${to}/x`);
     throw new OnevzError(
       `context directory ${from} not found: the transfer manager's CONTEXT step (tm-context) did not run`,
     );
