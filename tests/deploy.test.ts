@@ -197,3 +197,135 @@ Deno.test("deploy: a CTID held by another container is a clear error; its own CT
     await node.cleanup();
   }
 });
+
+Deno.test("deploy: a failure at any vzctl step is undone (create, set, start)", async () => {
+  for (const action of ["create", "set", "start"]) {
+    const node = await makeSimNode({ flavour: "ubc" });
+    try {
+      await prolog(node, 45, { context: true });
+      const before = await node.snapshot();
+      await node.tool("ovzsim", [
+        "fault",
+        node.root,
+        "vzctl",
+        action,
+        "3",
+        `injected ${action} failure`,
+      ]);
+      const r = await node.action("deploy", [`${node.vmDir}45/images/deployment.0`], VPS145);
+      assert.equal(r.code, 1, `${action}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`injected ${action} failure`));
+      assert.deepEqual(await node.snapshot(), before, `node unchanged after a failing ${action}`);
+      const status = await node.tool("vzctl", ["status", "1045"]);
+      assert.match(status.stdout, /CTID 1045 deleted/);
+    } finally {
+      await node.cleanup();
+    }
+  }
+});
+
+Deno.test("deploy: the template's format is read from its bytes (gzip, xz, plain tar)", async () => {
+  for (const [compress, ext] of [["gz", ".tar.gz"], ["xz", ".tar.xz"], ["none", ".tar"]] as const) {
+    const node = await makeSimNode({ flavour: "ubc" });
+    try {
+      const images = await prolog(node, 45);
+      await Deno.writeFile(`${images}/disk.0`, await makeTemplateTarball(compress));
+      const doc = VPS145.replace(/<CONTEXT>.*<\/CONTEXT>/s, "");
+      const r = await node.action("deploy", [`${images}/deployment.0`], doc);
+      assert.equal(r.code, 0, r.stderr);
+      await Deno.stat(`${node.root}/vz/template/cache/centos-5-x86${ext}`);
+      await Deno.stat(`${images}/private/etc/redhat-release`);
+    } finally {
+      await node.cleanup();
+    }
+  }
+});
+
+Deno.test("deploy: an image that is not a tar archive is refused before anything runs", async () => {
+  const node = await makeSimNode({ flavour: "ubc" });
+  try {
+    const images = await prolog(node, 45);
+    await Deno.writeTextFile(`${images}/disk.0`, "QFI\xfb not an OpenVZ template");
+    const before = await node.snapshot();
+    const r = await node.action("deploy", [`${images}/deployment.0`], VPS145);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /not a tar archive/);
+    assert.deepEqual(await node.snapshot(), before);
+  } finally {
+    await node.cleanup();
+  }
+});
+
+Deno.test("deploy: a veth NIC gets --netif_add and an ifcfg file; RAW options pass through", async () => {
+  const node = await makeSimNode({ flavour: "vswap" });
+  const doc = await Deno.readTextFile(`${REPO}/fixtures/templates/veth.xml`);
+  try {
+    const images = await prolog(node, 88);
+    const r = await node.action("deploy", [`${images}/deployment.0`], doc);
+    assert.equal(r.code, 0, r.stderr);
+    const conf = await confOf(node, 1088);
+    assert.match(conf, /^NETIF="ifname=eth0,bridge=br0,mac=02:00:0A:01:00:58,/m);
+    assert.match(conf, /^NUMPROC="400"$/m);
+    assert.match(conf, /^NAMESERVER="10.1.0.2 10.1.0.3"$/m);
+    const ifcfg = await Deno.readTextFile(
+      `${images}/private/etc/sysconfig/network-scripts/ifcfg-eth0`,
+    );
+    assert.match(ifcfg, /^IPADDR=10.1.0.88$/m);
+    assert.match(ifcfg, /^NETMASK=255.255.0.0$/m);
+    assert.match(ifcfg, /^GATEWAY=10.1.0.1$/m);
+  } finally {
+    await node.cleanup();
+  }
+});
+
+Deno.test("deploy: a cached template of the same name is reused when identical, refused when not", async () => {
+  const node = await makeSimNode({ flavour: "ubc" });
+  try {
+    const images = await prolog(node, 45);
+    const cache = `${node.root}/vz/template/cache/centos-5-x86.tar.bz2`;
+    await Deno.copyFile(`${images}/disk.0`, cache);
+    const doc = VPS145.replace(/<CONTEXT>.*<\/CONTEXT>/s, "");
+    const ok = await node.action("deploy", [`${images}/deployment.0`], doc);
+    assert.equal(ok.code, 0, ok.stderr);
+    await node.tool("vzctl", ["stop", "1045"]);
+    await node.tool("vzctl", ["destroy", "1045"]);
+    await Deno.writeTextFile(cache, "someone else's template");
+    const r = await node.action("deploy", [`${images}/deployment.1`], doc);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /already exists with different content/);
+    assert.equal(await Deno.readTextFile(cache), "someone else's template");
+  } finally {
+    await node.cleanup();
+  }
+});
+
+Deno.test("deploy: a symlink in the OS template cannot redirect context writes", async () => {
+  const node = await makeSimNode({ flavour: "ubc" });
+  const outside = await Deno.makeTempDir({ prefix: "onevz-outside-" });
+  try {
+    const images = await prolog(node, 45, { context: true });
+    // A hostile template whose /mnt points at a directory of the node.
+    const t = await Deno.makeTempDir();
+    await Deno.mkdir(`${t}/t/etc/rc.d`, { recursive: true });
+    await Deno.writeTextFile(`${t}/t/etc/rc.d/rc.local`, "#!/bin/sh\n");
+    await Deno.symlink(outside, `${t}/t/mnt`);
+    const tar = await new Deno.Command("tar", {
+      args: ["-cjf", `${images}/disk.0`, "-C", `${t}/t`, "."],
+    }).output();
+    assert.ok(tar.success);
+    await Deno.remove(t, { recursive: true });
+    const before = await node.snapshot();
+    const r = await node.action("deploy", [`${images}/deployment.0`], VPS145);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /symbolic link/);
+    assert.deepEqual(
+      [...Deno.readDirSync(outside)],
+      [],
+      "nothing written outside the private area",
+    );
+    assert.deepEqual(await node.snapshot(), before);
+  } finally {
+    await node.cleanup();
+    await Deno.remove(outside, { recursive: true });
+  }
+});
