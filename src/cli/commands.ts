@@ -236,10 +236,20 @@ export const COMMANDS: CommandEntry[] = [
     name: "doctor",
     summary: "check a front-end and its nodes and say what to fix",
     usage: "[host…]",
-    help: "Runs the setup checks; --json for scripts. Exits non-zero when a check fails.",
+    help: "Checks the front-end (environment, oned.conf, installed remotes, tm_ssh.conf, " +
+      "defaults file, image repository, ssh to localhost) and each HOST (ssh both ways, sudo " +
+      "without a tty, secure_path, OpenVZ tools and kernel, template cache, VM_DIR, name " +
+      "resolution, root ssh between nodes, glibc for the binary) and prints ok / warning / " +
+      "failure per check with the command that fixes it. --json for scripts. Exits 1 when a " +
+      "check fails.",
     minArgs: 0,
     maxArgs: 1000,
-    options: { json: "boolean" },
+    options: {
+      json: "boolean",
+      frontend: "string",
+      "vm-dir": "string",
+      "remote-dir": "string",
+    },
     load: () => import("../admin/doctor.ts"),
   },
 ];

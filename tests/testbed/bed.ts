@@ -32,6 +32,11 @@ export interface BedOptions {
   initSimulator?: boolean;
   /** Directory of the simulator's executables (default fixtures/sim/bin), first on PATH. */
   simBin?: string;
+  /**
+   * Put /srv/onevz-node/bin (each node's own `<fsDir>/bin`) first on the nodes' PATH, so a
+   * test can give one node fake programs (a broken sudo, an old getconf) (default false).
+   */
+  nodeBin?: boolean;
 }
 
 export interface BedNode {
@@ -291,7 +296,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
     ONEVZ_SYSROOT: `${NODE_ROOT}/sim`,
     OVZ_SIM_SSH_CONFIG: sshConfig,
     ONEVZ_SSH_CONFIG: sshConfig,
-    PATH: `${simBin}:${SYSTEM_PATH}`,
+    PATH: `${opts.nodeBin ? `${NODE_ROOT}/bin:` : ""}${simBin}:${SYSTEM_PATH}`,
     LANG: "C",
   };
   const feEnv: Record<string, string> = {
