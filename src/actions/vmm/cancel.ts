@@ -1,7 +1,22 @@
-// Placeholder until the cancel command is implemented.
+/**
+ * cancel <deploy_id>: stop (fast) and destroy the container, saving nothing. OpenNebula 2.2.1
+ * runs no epilog after a cancel, so the images directory stays; a container that is already
+ * gone counts as cancelled.
+ */
 import type { CommandContext } from "../../cli/context.ts";
-import { OnevzError } from "../../cli/errors.ts";
+import { findContainer, withContainerLock } from "../../ovz/container.ts";
+import { deployIdArg, destroyContainer, note, stopContainer } from "./common.ts";
 
-export default function (_ctx: CommandContext): Promise<number> {
-  return Promise.reject(new OnevzError("cancel: not implemented yet"));
+export default async function cancel(ctx: CommandContext): Promise<number> {
+  const ctid = deployIdArg(ctx.args[0]);
+  const ct = await findContainer(ctx.host, ctid);
+  if (!ct) {
+    note(ctx, `container ${ctid} does not exist on ${ctx.host.name}: already gone`);
+    return 0;
+  }
+  await withContainerLock(ctx.host, ct.imagesDir, "cancel", async () => {
+    await stopContainer(ctx, ctid, { fast: true });
+    await destroyContainer(ctx, ctid);
+  });
+  return 0;
 }

@@ -1,7 +1,92 @@
-// Placeholder until the migrate command is implemented.
+/**
+ * migrate <deploy_id> <dest_host>: live migration, run on the source node. After MIGRATE
+ * OpenNebula 2.2.1 runs no transfer step, so the VM's images directory R moves here too.
+ *  1. Validate; find the container and take its lock.
+ *  2. Copy R, except the private area, the root mount point and driver state, to the same path
+ *     on the destination (tar stream over `ssh -o BatchMode=yes`, as the driver's user).
+ *  3. `vzmigrate [--online] DEST CTID` (--online only when running): same CTID, same
+ *     VE_PRIVATE path under R; vzmigrate removes the container from the source.
+ *     On failure the container keeps running here, and the copy made in step 2 is removed
+ *     from the destination if this migration created it.
+ *  4. Remove R from the source.
+ */
+import { posix } from "node:path";
 import type { CommandContext } from "../../cli/context.ts";
-import { OnevzError } from "../../cli/errors.ts";
+import { OnevzError, shellQuote } from "../../cli/errors.ts";
+import { SshHost } from "../../host/ssh.ts";
+import {
+  type ContainerInfo,
+  LOCK_NAME,
+  requireContainer,
+  withContainerLock,
+} from "../../ovz/container.ts";
+import { ctStatus, deployIdArg, hostArg, note } from "./common.ts";
+import { POLL_SAMPLE } from "./poll.ts";
 
-export default function (_ctx: CommandContext): Promise<number> {
-  return Promise.reject(new OnevzError("migrate: not implemented yet"));
+export default async function migrate(ctx: CommandContext): Promise<number> {
+  const ctid = deployIdArg(ctx.args[0]);
+  const dest = hostArg(ctx.args[1]);
+  const host = ctx.host;
+  const ct = await requireContainer(host, ctid);
+  if (ct.vmid === undefined) {
+    throw new OnevzError(
+      `VE_PRIVATE of ${ctid} is not under $VM_DIR/<vid>/images: ${ct.privateDir}`,
+    );
+  }
+  const destHost = new SshHost(dest, { multiplex: false, useSudo: false });
+  await withContainerLock(host, ct.imagesDir, "migrate", async () => {
+    const running = (await ctStatus(ctx, ctid)).running;
+    const created = await copyImagesDir(ctx, ct, destHost);
+    try {
+      await host.run(["vzmigrate", ...(running ? ["--online"] : []), dest, String(ctid)], {
+        privileged: true,
+      });
+    } catch (e) {
+      if (created) {
+        await destHost.run(["rm", "-rf", "--", ct.imagesDir], { check: false })
+          .catch(() => note(ctx, `could not remove ${ct.imagesDir} from ${dest}`));
+      }
+      throw e;
+    }
+  });
+  await host.remove(ct.imagesDir, { privileged: true, recursive: true });
+  return 0;
+}
+
+/** Stream R (without private area, root, lock, poll sample) to dest; true if R was new there. */
+async function copyImagesDir(ctx: CommandContext, ct: ContainerInfo, dest: SshHost) {
+  const r = ct.imagesDir;
+  const skip = [LOCK_NAME, POLL_SAMPLE, posix.basename(ct.privateDir)];
+  if (ct.rootDir && posix.dirname(ct.rootDir) === posix.dirname(ct.privateDir)) {
+    skip.push(posix.basename(ct.rootDir));
+  }
+  const excludes = skip.map((name) => `--exclude=./${name}`);
+  const q = shellQuote(r);
+  const remote = `if test -e ${q}; then echo existed; else echo created; fi; ` +
+    `mkdir -p -- ${q} && tar -C ${q} -xpf -`;
+  // Fixed script; every value arrives as a positional parameter, never as shell text.
+  const script = 'r=$1; n=$2; shift 2; ex=("${@:1:$n}"); shift "$n"; set -o pipefail; ' +
+    'tar -C "$r" -cf - "${ex[@]}" . | "$@"';
+  const result = await ctx.host.run(
+    [
+      "bash",
+      "-c",
+      script,
+      "onevz-migrate",
+      r,
+      String(excludes.length),
+      ...excludes,
+      ...dest.sshArgv(),
+      remote,
+    ],
+    { check: false },
+  );
+  if (result.status !== 0) {
+    throw new OnevzError(
+      `copying ${r} to ${dest.name} failed (exit ${result.status}): ` +
+        (result.stderr.trim().split("\n").slice(-3).join(" / ") || "no message") +
+        `; container ${ct.ctid} not migrated`,
+    );
+  }
+  return result.stdout.includes("created");
 }

@@ -1,7 +1,121 @@
-// Placeholder until the poll command is implemented.
+/**
+ * poll <deploy_id>: one stdout line for oned,
+ * `STATE=<a|p|e|d> USEDMEMORY=<KB> USEDCPU=<%> NETRX=<bytes> NETTX=<bytes>`.
+ *  - No CTID.conf, or vzctl says `deleted` → `STATE=d` (exit 0). Running → a. Stopped with
+ *    R/checkpoint present (and not marked restored in its record) or vzctl's `suspended` → p. Mounted but not
+ *    running → e. Stopped without a checkpoint (the guest halted) → d, so oned marks it UNKNOWN
+ *    and a restart redeploys it.
+ *  - Memory (KB) from /proc/bc/resources, else /proc/user_beancounters: on a VSwap kernel
+ *    (/proc/vz/vswap exists) physpages.held × 4 (RAM incl. page cache, what VSwap limits);
+ *    on a UBC kernel privvmpages.held × 4 (allocated memory, what UBC limits).
+ *  - CPU (% of one CPU) from /proc/vz/vestat columns 8 (uptime) and 9 (used): 100 × Δused /
+ *    Δuptime against the previous sample kept in R/.onevz-poll.json; the first poll (or after
+ *    a restart) reports the average since start.
+ *  - Network: veth → host-side vethCTID.N counters (/proc/net/dev, rx/tx swapped); venet →
+ *    /proc/vz/venetstat when the kernel has it; otherwise 0. Never runs anything inside the CT.
+ *  - Values are clamped to 2147483647 (oned reads 32-bit ints), with a note on stderr.
+ * Only one vzctl call (status); everything else is read from files.
+ */
 import type { CommandContext } from "../../cli/context.ts";
-import { OnevzError } from "../../cli/errors.ts";
+import type { Host } from "../../host/host.ts";
+import { type ContainerInfo, findContainer } from "../../ovz/container.ts";
+import {
+  cpuPercent,
+  netifHostNames,
+  parseBeancounters,
+  parseNetDev,
+  parseVenetstat,
+  parseVestat,
+} from "../../ovz/parsers.ts";
+import { ctStatus, deployIdArg, note, readRecord } from "./common.ts";
 
-export default function (_ctx: CommandContext): Promise<number> {
-  return Promise.reject(new OnevzError("poll: not implemented yet"));
+export const POLL_SAMPLE = ".onevz-poll.json";
+const INT_MAX = 2147483647;
+
+export default async function poll(ctx: CommandContext): Promise<number> {
+  const ctid = deployIdArg(ctx.args[0]);
+  const ct = await findContainer(ctx.host, ctid);
+  if (!ct) return print(ctx, "d");
+  const st = await ctStatus(ctx, ctid);
+  if (!st.exists) return print(ctx, "d");
+  if (!st.running) {
+    if (st.mounted) return print(ctx, "e");
+    const checkpoint = `${ct.imagesDir}/checkpoint`;
+    const rec = await readRecord(ctx.host, checkpoint);
+    const saved = (rec === undefined || (!rec.restoredAt && rec.ctid === ctid)) &&
+      (await ctx.host.exists(checkpoint, { privileged: true }));
+    return print(ctx, st.suspended || saved ? "p" : "d");
+  }
+  const values = {
+    USEDMEMORY: await memoryKb(ctx.host, ctid),
+    USEDCPU: Math.round(await cpu(ctx, ct)),
+    ...await network(ctx.host, ct),
+  };
+  return print(ctx, "a", values);
+}
+
+function print(ctx: CommandContext, state: string, values?: Record<string, number>): number {
+  const parts = [`STATE=${state}`];
+  for (const [key, raw] of Object.entries(values ?? {})) {
+    let v = Number.isFinite(raw) && raw > 0 ? Math.trunc(raw) : 0;
+    if (v > INT_MAX) {
+      note(ctx, `${key}=${v} exceeds what oned can read; reported as ${INT_MAX}`);
+      v = INT_MAX;
+    }
+    parts.push(`${key}=${v}`);
+  }
+  ctx.io.out(parts.join(" ") + "\n");
+  return 0;
+}
+
+async function memoryKb(host: Host, ctid: number): Promise<number> {
+  const text = await host.readFile(host.sysPath("/proc/bc/resources"), { privileged: true }) ??
+    await host.readFile(host.sysPath("/proc/user_beancounters"), { privileged: true });
+  const bc = text ? parseBeancounters(text).get(ctid) : undefined;
+  if (!bc) return 0;
+  const vswap = await host.exists(host.sysPath("/proc/vz/vswap"));
+  const held = (vswap ? bc.physpages : bc.privvmpages)?.held ?? 0;
+  return held * 4;
+}
+
+async function cpu(ctx: CommandContext, ct: ContainerInfo): Promise<number> {
+  const host = ctx.host;
+  const text = await host.readFile(host.sysPath("/proc/vz/vestat"), { privileged: true });
+  const row = text ? parseVestat(text).get(ct.ctid) : undefined;
+  if (!row) return 0;
+  const samplePath = `${ct.imagesDir}/${POLL_SAMPLE}`;
+  let prev: { uptime: bigint; used: bigint } | undefined;
+  try {
+    const s = JSON.parse((await host.readFile(samplePath)) ?? "null");
+    if (s && s.ctid === ct.ctid) prev = { uptime: BigInt(s.uptime), used: BigInt(s.used) };
+  } catch { /* no usable sample */ }
+  const sample = { ctid: ct.ctid, uptime: String(row.uptime), used: String(row.used) };
+  await host.writeFileAtomic(samplePath, JSON.stringify(sample) + "\n")
+    .catch((e) => note(ctx, `cannot keep the CPU sample in ${samplePath}: ${e.message}`));
+  return cpuPercent(row, prev);
+}
+
+async function network(host: Host, ct: ContainerInfo): Promise<{ NETRX: number; NETTX: number }> {
+  let rx = 0n;
+  let tx = 0n;
+  const veths = netifHostNames(ct.conf.NETIF);
+  if (veths.length > 0) {
+    const text = await host.readFile(host.sysPath("/proc/net/dev"));
+    const devs = text ? parseNetDev(text) : new Map();
+    for (const name of veths) {
+      const c = devs.get(name);
+      if (c) {
+        rx += c.txBytes; // the host side sends what the container receives
+        tx += c.rxBytes;
+      }
+    }
+  } else {
+    const text = await host.readFile(host.sysPath("/proc/vz/venetstat"), { privileged: true });
+    const c = text ? parseVenetstat(text).get(ct.ctid) : undefined;
+    if (c) {
+      rx = c.rxBytes;
+      tx = c.txBytes;
+    }
+  }
+  return { NETRX: Number(rx), NETTX: Number(tx) };
 }

@@ -1,7 +1,13 @@
-// Placeholder until the reboot command is implemented.
+/** reboot <deploy_id>: `vzctl restart` under the container's lock. */
 import type { CommandContext } from "../../cli/context.ts";
-import { OnevzError } from "../../cli/errors.ts";
+import { requireContainer, withContainerLock } from "../../ovz/container.ts";
+import { deployIdArg, vzctl } from "./common.ts";
 
-export default function (_ctx: CommandContext): Promise<number> {
-  return Promise.reject(new OnevzError("reboot: not implemented yet"));
+export default async function reboot(ctx: CommandContext): Promise<number> {
+  const ctid = deployIdArg(ctx.args[0]);
+  const ct = await requireContainer(ctx.host, ctid);
+  await withContainerLock(ctx.host, ct.imagesDir, "reboot", async () => {
+    await vzctl(ctx, ["restart", String(ctid)]);
+  });
+  return 0;
 }

@@ -1,7 +1,77 @@
-// Placeholder until the shutdown command is implemented.
+/**
+ * shutdown <deploy_id>: the operator's checklist for a clean shutdown.
+ *  1. Find the container (its config) and take its lock.
+ *  2. Read the latest deployment file: does the OS disk want saving (SAVE=yes or SAVE_AS)?
+ *  3. Stop the container (and unmount it).
+ *  4. If saving: archive the private area to R/disk.<DISK_ID> (gzip tar rooted at the
+ *     container's /, like an OpenVZ template), via a temporary name, verified, then renamed.
+ *  5. Destroy the container. A failed archive leaves it stopped and intact and fails the action.
+ */
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
+import {
+  type ContainerInfo,
+  findContainer,
+  latestDeployment,
+  withContainerLock,
+} from "../../ovz/container.ts";
+import {
+  deployIdArg,
+  destroyContainer,
+  handOver,
+  note,
+  osDiskOf,
+  stopContainer,
+} from "./common.ts";
 
-export default function (_ctx: CommandContext): Promise<number> {
-  return Promise.reject(new OnevzError("shutdown: not implemented yet"));
+export default async function shutdown(ctx: CommandContext): Promise<number> {
+  const ctid = deployIdArg(ctx.args[0]);
+  const ct = await findContainer(ctx.host, ctid);
+  if (!ct) {
+    note(ctx, `container ${ctid} does not exist on ${ctx.host.name}: nothing to shut down`);
+    return 0;
+  }
+  await withContainerLock(ctx.host, ct.imagesDir, "shutdown", async () => {
+    const disk = await diskToSave(ctx, ct);
+    await stopContainer(ctx, ctid);
+    if (disk !== undefined) await archivePrivateArea(ctx, ct, `${ct.imagesDir}/disk.${disk}`);
+    await destroyContainer(ctx, ctid);
+  });
+  return 0;
+}
+
+/** DISK_ID of the OS disk when it must be saved, else undefined. */
+async function diskToSave(ctx: CommandContext, ct: ContainerInfo): Promise<string | undefined> {
+  const file = await latestDeployment(ctx.host, ct.imagesDir);
+  const xml = file ? await ctx.host.readFile(file) : null;
+  if (!file || xml === null) {
+    throw new OnevzError(
+      `no deployment file in ${ct.imagesDir}: cannot tell whether the disk of container ` +
+        `${ct.ctid} must be saved; container left running`,
+    );
+  }
+  const os = osDiskOf(xml);
+  return os?.save ? os.diskId : undefined;
+}
+
+async function archivePrivateArea(ctx: CommandContext, ct: ContainerInfo, target: string) {
+  const host = ctx.host;
+  const tmp = `${target}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    if (!(await host.isDirectory(ct.privateDir, { privileged: true }))) {
+      throw new OnevzError(`private area ${ct.privateDir} does not exist`);
+    }
+    await host.run(["tar", "--numeric-owner", "-czpf", tmp, "-C", ct.privateDir, "."], {
+      privileged: true,
+    });
+    await host.run(["gzip", "-t", "--", tmp], { privileged: true });
+    await handOver(host, tmp, ct.imagesDir);
+    await host.rename(tmp, target, { privileged: true });
+  } catch (e) {
+    await host.remove(tmp, { privileged: true }).catch(() => {});
+    throw new OnevzError(
+      `saving the disk of container ${ct.ctid} to ${target} failed, container left stopped ` +
+        `and intact: ${(e as Error).message}`,
+    );
+  }
 }

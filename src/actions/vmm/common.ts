@@ -1,0 +1,192 @@
+/**
+ * Steps shared by the VMM actions (shutdown, cancel, save, restore, migrate, poll, reboot):
+ * argument validation, vzctl calls, the container's state, the OS disk of the deployment file,
+ * the checkpoint record and handing root-written files over to the images directory's owner.
+ */
+import type { CommandContext } from "../../cli/context.ts";
+import { InvalidInputError, OnevzError } from "../../cli/errors.ts";
+import type { Host, RunResult } from "../../host/host.ts";
+import { ctidForVmid, DEFAULT_CTID_OFFSET, parseCtid } from "../../one/ctid.ts";
+import { parseDriverConfig } from "../../one/config.ts";
+import { parseTemplateXml, vectors } from "../../one/template.ts";
+import { parseVzctlStatus, type VzctlStatus } from "../../ovz/parsers.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Arguments (validated before anything runs)
+
+export function deployIdArg(text: string | undefined): number {
+  const ctid = text === undefined ? undefined : parseCtid(text);
+  if (ctid === undefined) {
+    throw new InvalidInputError(
+      `invalid deploy id ${JSON.stringify(text ?? "")}: expected a CTID (101..2147483644)`,
+    );
+  }
+  return ctid;
+}
+
+/** An absolute path without `..` components or control characters (checkpoint files). */
+export function absolutePathArg(text: string | undefined, what: string): string {
+  if (
+    !text || !text.startsWith("/") || text.split("/").includes("..") ||
+    [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+  ) {
+    throw new InvalidInputError(
+      `invalid ${what} ${JSON.stringify(text ?? "")}: expected an absolute path without ..`,
+    );
+  }
+  return text;
+}
+
+/** A host name or address as OpenNebula passes it (letters, digits, `.`, `-`, `_`, `:`). */
+export function hostArg(text: string | undefined): string {
+  if (!text || !/^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/.test(text) || text.length > 253) {
+    throw new InvalidInputError(`invalid host name ${JSON.stringify(text ?? "")}`);
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenVZ tools
+
+export function vzctl(
+  ctx: CommandContext,
+  args: string[],
+  opts: { check?: boolean } = {},
+): Promise<RunResult> {
+  return ctx.host.run(["vzctl", ...args], { privileged: true, check: opts.check });
+}
+
+/** `vzctl status CTID` (never locks, always exit 0). */
+export async function ctStatus(ctx: CommandContext, ctid: number): Promise<VzctlStatus> {
+  const r = await vzctl(ctx, ["status", String(ctid)]);
+  const st = parseVzctlStatus(r.stdout);
+  if (!st) {
+    throw new OnevzError(`cannot understand 'vzctl status ${ctid}' output: ${r.stdout.trim()}`);
+  }
+  return st;
+}
+
+/** Stop (if running) and unmount (if mounted): leaves the container ready for destroy. */
+export async function stopContainer(
+  ctx: CommandContext,
+  ctid: number,
+  opts: { fast?: boolean } = {},
+): Promise<void> {
+  let st = await ctStatus(ctx, ctid);
+  if (st.running) {
+    await vzctl(ctx, ["stop", String(ctid), ...(opts.fast ? ["--fast"] : [])]);
+    st = await ctStatus(ctx, ctid);
+    if (st.running) throw new OnevzError(`container ${ctid} is still running after vzctl stop`);
+  }
+  if (st.mounted) await vzctl(ctx, ["umount", String(ctid)]);
+}
+
+/** `vzctl destroy` of a stopped container (its config becomes CTID.conf.destroyed). */
+export async function destroyContainer(ctx: CommandContext, ctid: number): Promise<void> {
+  await vzctl(ctx, ["destroy", String(ctid)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deployment file's OS disk
+
+export interface OsDisk {
+  diskId: string;
+  /** SAVE=yes (any case) or SAVE_AS present: shutdown must leave R/disk.<DISK_ID>. */
+  save: boolean;
+}
+
+/**
+ * The OS disk of a deployment file (`<TEMPLATE>` or a full `<VM>` document): the first DISK
+ * whose TYPE is not swap. Undefined when there is none.
+ */
+export function osDiskOf(xml: string): OsDisk | undefined {
+  const disks = vectors(parseTemplateXml(xml), "DISK");
+  const os = disks.find((d) => (d.TYPE ?? "").trim().toLowerCase() !== "swap");
+  if (!os) return undefined;
+  const diskId = (os.DISK_ID ?? "").trim() || String(disks.indexOf(os));
+  if (!/^\d+$/.test(diskId)) throw new OnevzError(`OS disk has a bad DISK_ID ${diskId}`);
+  return {
+    diskId,
+    save: (os.SAVE ?? "").trim().toLowerCase() === "yes" || (os.SAVE_AS ?? "").trim() !== "",
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoint record: <checkpoint>.onevz.json, written by save, read by restore and poll.
+
+export interface CheckpointRecord {
+  ctid: number;
+  vmid?: number;
+  savedAt: string;
+  /** Set by restore; a checkpoint kept after restore no longer means "suspended". */
+  restoredAt?: string;
+}
+
+export const recordPathFor = (checkpoint: string) => `${checkpoint}.onevz.json`;
+/** Copy of CTID.conf kept beside the checkpoint so restore can recreate it on another node. */
+export const confCopyPathFor = (checkpoint: string) => `${dirOf(checkpoint)}/ctid.conf`;
+
+export function dirOf(path: string): string {
+  const i = path.replace(/\/+$/, "").lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+export async function readRecord(
+  host: Host,
+  checkpoint: string,
+): Promise<CheckpointRecord | undefined> {
+  const text = await host.readFile(recordPathFor(checkpoint), { privileged: true })
+    .catch(() => null);
+  if (!text) return undefined;
+  try {
+    const rec = JSON.parse(text) as CheckpointRecord;
+    return parseCtid(String(rec.ctid)) !== undefined ? rec : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeRecord(host: Host, checkpoint: string, rec: CheckpointRecord) {
+  await host.writeFileAtomic(recordPathFor(checkpoint), JSON.stringify(rec) + "\n", {
+    mode: 0o644,
+  });
+}
+
+/** CTID_OFFSET from the defaults file (remotes vmm/ovz/vmm_ssh_ovz.conf), else 1000. */
+export async function ctidOffset(ctx: CommandContext): Promise<number> {
+  const file = ctx.remotesDir ? `${ctx.remotesDir}/vmm/ovz/vmm_ssh_ovz.conf` : undefined;
+  if (!file) return DEFAULT_CTID_OFFSET;
+  let text: string | null = null;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch { /* no defaults file: built-in defaults */ }
+  return parseDriverConfig(text, file).ctidOffset;
+}
+
+/** CTID from `…/<vid>/images/checkpoint` with the configured offset. */
+export async function ctidFromCheckpointPath(
+  ctx: CommandContext,
+  checkpoint: string,
+): Promise<number | undefined> {
+  const m = /\/(\d+)\/+images\/+[^/]+$/.exec(checkpoint);
+  if (!m) return undefined;
+  return ctidForVmid(Number(m[1]), await ctidOffset(ctx));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files written as root inside R are handed to R's owner (oneadmin), mode 0600, so the TM can
+// move them (scp as oneadmin) and nobody else can read a memory dump or a disk archive.
+
+export async function handOver(host: Host, path: string, imagesDir: string): Promise<void> {
+  const r = await host.run(["stat", "-c", "%u:%g", "--", imagesDir], { check: false });
+  const owner = r.stdout.trim();
+  if (r.status === 0 && /^\d+:\d+$/.test(owner)) {
+    await host.run(["chown", owner, "--", path], { privileged: true });
+  }
+  await host.run(["chmod", "600", "--", path], { privileged: true });
+}
+
+/** Message helper for stderr notes (never a line starting with "ExitCode:"). */
+export function note(ctx: CommandContext, text: string): void {
+  ctx.io.err(`onevz: ${text.replace(/^ExitCode:/gm, "ExitCode -")}\n`);
+}
