@@ -102,7 +102,7 @@ Deno.test("deploy: the seed's vps145 on a UBC node", async () => {
 });
 
 Deno.test("deploy: plain MEMORY and a swap disk become --ram/--swap on a VSwap node", async () => {
-  const node = await makeSimNode({ flavour: "vswap", templates: [] });
+  const node = await makeSimNode({ flavour: "vswap" });
   try {
     const vmid = Number(/<VMID><!\[CDATA\[(\d+)\]\]><\/VMID>/.exec(VSWAP)![1]);
     await prolog(node, vmid);
@@ -168,9 +168,9 @@ Deno.test("deploy: invalid input runs nothing and writes nothing", async () => {
 });
 
 Deno.test("deploy: a CTID held by another container is a clear error; its own CT is adopted", async () => {
-  const node = await makeSimNode({ flavour: "ubc", templates: ["centos-5-x86"] });
+  const node = await makeSimNode({ flavour: "ubc" });
   try {
-    await node.tool("vzctl", ["create", "1045", "--ostemplate", "centos-5-x86"]);
+    await node.tool("vzctl", ["create", "1045", "--ostemplate", "debian-7.0-x86_64"]);
     await prolog(node, 45);
     const r = await node.action("deploy", [`${node.vmDir}45/images/deployment.0`], VPS145);
     assert.equal(r.code, 1);
@@ -327,5 +327,26 @@ Deno.test("deploy: a symlink in the OS template cannot redirect context writes",
   } finally {
     await node.cleanup();
     await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("deploy: a same-named template that vzctl would pick first is refused", async () => {
+  const node = await makeSimNode({ flavour: "ubc" });
+  try {
+    const images = await prolog(node, 45); // a .tar.bz2 image
+    await Deno.writeFile(
+      `${node.root}/vz/template/cache/centos-5-x86.tar.gz`,
+      await makeTemplateTarball("gz"),
+    );
+    const before = await node.snapshot();
+    const r = await node.action("deploy", [`${images}/deployment.0`], VPS145);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /centos-5-x86\.tar\.gz exists and vzctl would create the container from it/,
+    );
+    assert.deepEqual(await node.snapshot(), before);
+  } finally {
+    await node.cleanup();
   }
 });

@@ -14,7 +14,10 @@ export interface SshHostOptions {
   configFile?: string;
   /** Remote OpenVZ sysroot (ONEVZ_SYSROOT on the node), for simulated nodes. */
   sysroot?: string;
-  /** Run privileged commands through `sudo -n` (default true: oneadmin is not root). */
+  /**
+   * Run privileged commands through `sudo -n`. Default: when the remote login is not root
+   * (asked once per host object with `id -u`).
+   */
   useSudo?: boolean;
   /** Share one connection between the commands of this host object. */
   multiplex?: boolean;
@@ -25,6 +28,7 @@ export class SshHost extends Host {
   private readonly local = new LocalHost({ name: "localhost", useSudo: false });
   private readonly controlPath?: string;
   private readonly opts: SshHostOptions;
+  private sudoDecided: boolean;
 
   constructor(name: string, opts: SshHostOptions = {}) {
     super();
@@ -35,6 +39,7 @@ export class SshHost extends Host {
     this.opts = opts;
     this.sysroot = opts.sysroot ?? "";
     this.useSudo = opts.useSudo ?? true;
+    this.sudoDecided = opts.useSudo !== undefined;
     if (opts.multiplex !== false) {
       this.controlPath = `${Deno.env.get("TMPDIR") ?? "/tmp"}/onevz-ssh-${Deno.pid}-%C`;
     }
@@ -60,6 +65,15 @@ export class SshHost extends Host {
     }
     const target = this.opts.user ? `${this.opts.user}@${this.name}` : this.name;
     return [...args, "--", target];
+  }
+
+  override async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    if (opts.privileged && !this.sudoDecided) {
+      const id = await super.run(["id", "-u"], { check: false });
+      this.sudoDecided = true;
+      this.useSudo = !(id.status === 0 && id.stdout.trim() === "0");
+    }
+    return super.run(argv, opts);
   }
 
   protected spawn(argv: readonly string[], opts: RunOptions): Promise<RunResult> {

@@ -74,7 +74,8 @@ export async function makeSimNode(
   const tool = (name: string, args: string[]) => run(`${SIM_BIN}/${name}`, args, { env });
   const init = ["init", root, "--flavour", opts.flavour ?? "ubc", "--hostname", "cn1"];
   if (opts.vzctl) init.push("--vzctl", opts.vzctl);
-  for (const t of opts.templates ?? []) init.push("--template", t);
+  // A cached template unrelated to the fixtures' images, so it never shadows them.
+  for (const t of opts.templates ?? ["debian-7.0-x86_64"]) init.push("--template", t);
   const r = await tool("ovzsim", init);
   if (r.code !== 0) throw new Error(`ovzsim init failed: ${r.stderr}`);
   return {

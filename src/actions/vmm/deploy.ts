@@ -108,6 +108,17 @@ async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Fac
         `OS image ${path} is not a tar archive (gzip, bzip2, xz or plain tar): an OpenVZ OS template is needed`,
       );
     }
+    // vzctl looks for .tar, .tar.gz, .tar.bz2, .tar.xz in that order: a same-named file
+    // earlier in that order would be used instead of this VM's image.
+    for (const other of ARCHIVE_EXTS.slice(0, ARCHIVE_EXTS.indexOf(ext))) {
+      const shadow = `${templateCacheDir}/${spec.osDisk.templateName}${other}`;
+      if (await host.exists(shadow, P)) {
+        throw new OnevzError(
+          `${shadow} exists and vzctl would create the container from it instead of this VM's ` +
+            `${ext} image: give the image another NAME or remove that cached template`,
+        );
+      }
+    }
     return { flavour, vmDir, templateCacheDir, templateFileExt: ext, imagePath: path };
   }
   // No image from the TM: an OS template of that name already in the cache will do.

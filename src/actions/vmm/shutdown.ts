@@ -7,6 +7,7 @@
  *     container's /, like an OpenVZ template), via a temporary name, verified, then renamed.
  *  5. Destroy the container. A failed archive leaves it stopped and intact and fails the action.
  */
+import { type ArchiveExt, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
 import {
@@ -54,6 +55,14 @@ async function diskToSave(ctx: CommandContext, ct: ContainerInfo): Promise<strin
   return os?.save ? os.diskId : undefined;
 }
 
+/** tar's compression flag and the command that verifies a finished archive, per format. */
+const ARCHIVE_TOOLS: Record<ArchiveExt, { flag: string; verify: (f: string) => string[] }> = {
+  ".tar.gz": { flag: "z", verify: (f) => ["gzip", "-t", "--", f] },
+  ".tar.bz2": { flag: "j", verify: (f) => ["bzip2", "-t", "--", f] },
+  ".tar.xz": { flag: "J", verify: (f) => ["xz", "-t", "--", f] },
+  ".tar": { flag: "", verify: (f) => ["tar", "-t", "-f", f] },
+};
+
 async function archivePrivateArea(ctx: CommandContext, ct: ContainerInfo, target: string) {
   const host = ctx.host;
   const tmp = `${target}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
@@ -61,10 +70,16 @@ async function archivePrivateArea(ctx: CommandContext, ct: ContainerInfo, target
     if (!(await host.isDirectory(ct.privateDir, { privileged: true }))) {
       throw new OnevzError(`private area ${ct.privateDir} does not exist`);
     }
-    await host.run(["tar", "--numeric-owner", "-czpf", tmp, "-C", ct.privateDir, "."], {
+    // Same format as the image it replaces (the TM's copy is still at the target), so the
+    // saved image keeps the compression of the template it came from; gzip otherwise.
+    const ext = (await host.exists(target, { privileged: true }))
+      ? archiveExtFromMagic(await readHead(host, target)) ?? ".tar.gz"
+      : ".tar.gz";
+    const { flag, verify } = ARCHIVE_TOOLS[ext];
+    await host.run(["tar", "--numeric-owner", `-c${flag}pf`, tmp, "-C", ct.privateDir, "."], {
       privileged: true,
     });
-    await host.run(["gzip", "-t", "--", tmp], { privileged: true });
+    await host.run(verify(tmp), { privileged: true });
     await handOver(host, tmp, ct.imagesDir);
     await host.rename(tmp, target, { privileged: true });
   } catch (e) {
