@@ -20,7 +20,7 @@ export type Flavour = "ubc" | "vswap";
 export interface NodeSpec {
   name: string;
   flavour?: Flavour;
-  /** Templates for `ovzsim init` (default centos-5-x86 and centos-6-x86_64). */
+  /** Templates for `ovzsim init` (default centos-6-x86_64 and debian-7.0-x86_64). */
   templates?: string[];
 }
 
@@ -95,7 +95,8 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..
 export const SIM_BIN = join(REPO_ROOT, "fixtures/sim/bin");
 export const DENO = join(REPO_ROOT, "node_modules/.bin/deno");
 
-const DEFAULT_TEMPLATES = ["centos-5-x86", "centos-6-x86_64"];
+// None of them named like the fixtures' images (centos-5-x86), which they would shadow.
+const DEFAULT_TEMPLATES = ["centos-6-x86_64", "debian-7.0-x86_64"];
 const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** Beds not yet stopped, cleaned up synchronously on unload so failing tests leak nothing. */
