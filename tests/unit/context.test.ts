@@ -9,7 +9,7 @@ import {
 import { toSpec } from "../../src/one/spec.ts";
 import { parseTemplateXml } from "../../src/one/template.ts";
 
-const SAMPLES = "/work/shared/reference/samples/opennebula-2.2.1";
+const SAMPLES = new URL("../../fixtures/samples/opennebula-2.2.1", import.meta.url).pathname;
 
 Deno.test("context.sh: same bytes as OpenNebula 2.2.1 writes for the constructed VM", () => {
   const spec = toSpec(

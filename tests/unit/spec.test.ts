@@ -5,7 +5,7 @@ import { toSpec } from "../../src/one/spec.ts";
 import { parseTemplateXml } from "../../src/one/template.ts";
 import { UNLIMITED } from "../../src/ovz/units.ts";
 
-const SAMPLES = "/work/shared/reference/samples/opennebula-2.2.1";
+const SAMPLES = new URL("../../fixtures/samples/opennebula-2.2.1", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 const sample = (f: string) => parseTemplateXml(Deno.readTextFileSync(`${SAMPLES}/${f}`));
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { InvalidInputError } from "../../src/cli/errors.ts";
 import { parseTemplateXml, single, values, vectors } from "../../src/one/template.ts";
 
-const SAMPLES = "/work/shared/reference/samples/opennebula-2.2.1";
+const SAMPLES = new URL("../../fixtures/samples/opennebula-2.2.1", import.meta.url).pathname;
 const read = (f: string) => Deno.readTextFileSync(`${SAMPLES}/${f}`);
 
 function invalid(xml: string, re: RegExp) {
