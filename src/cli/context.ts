@@ -27,20 +27,3 @@ export interface CommandContext {
   env: (name: string) => string | undefined;
   io: Io;
 }
-
-export interface CommandSpec {
-  name: string;
-  /** One line for `onevz --help`. */
-  summary: string;
-  /** Argument synopsis, e.g. "<deploy_id> <checkpoint>". */
-  usage: string;
-  /** Paragraphs for `onevz <cmd> --help`. */
-  help: string;
-  minArgs: number;
-  maxArgs: number;
-  /** Boolean or valued options this command accepts (without the leading --). */
-  options?: Record<string, "boolean" | "string">;
-  /** Driver actions run by OpenNebula; in agentless mode they take the host first. */
-  driverAction?: boolean;
-  run(ctx: CommandContext): Promise<number>;
-}

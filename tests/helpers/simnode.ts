@@ -4,41 +4,13 @@
  * the simulator's tools first on PATH and ONEVZ_SYSROOT pointing at the simulator root.
  */
 import { join } from "node:path";
+import { type Output, run } from "../../fixtures/oned/run.ts";
 
 export const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 export const DENO = `${REPO}/node_modules/.bin/deno`;
 export const SIM_BIN = `${REPO}/fixtures/sim/bin`;
 
-export interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export async function run(
-  cmd: string,
-  args: string[],
-  opts: { stdin?: string | Uint8Array; env?: Record<string, string>; cwd?: string } = {},
-): Promise<Output> {
-  const child = new Deno.Command(cmd, {
-    args,
-    env: opts.env,
-    cwd: opts.cwd,
-    stdin: opts.stdin !== undefined ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(
-      typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : opts.stdin,
-    );
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+export { type Output, run };
 
 export interface SimNode {
   dir: string;

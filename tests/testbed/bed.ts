@@ -14,6 +14,9 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type Output, run } from "../../fixtures/oned/run.ts";
+
+export { type Output, run };
 
 export type Flavour = "ubc" | "vswap";
 
@@ -84,12 +87,6 @@ export interface Bed {
   stop(): Promise<void>;
 }
 
-export interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 export const NODE_ROOT = "/srv/onevz-node";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const SIM_BIN = join(REPO_ROOT, "fixtures/sim/bin");
@@ -102,34 +99,6 @@ const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 /** Beds not yet stopped, cleaned up synchronously on unload so failing tests leak nothing. */
 const live = new Set<Bed & { stopSync(): void }>();
 let unloadRegistered = false;
-
-/** Run a command locally and collect its output. */
-export async function run(
-  cmd: string,
-  args: string[],
-  opts: { stdin?: string | Uint8Array; env?: Record<string, string>; cwd?: string } = {},
-): Promise<Output> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: opts.stdin !== undefined ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: opts.env,
-    cwd: opts.cwd,
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    try {
-      await w.write(
-        typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : opts.stdin,
-      );
-      await w.close();
-    } catch { /* the command may exit without reading */ }
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 async function mustRun(cmd: string, args: string[], what: string): Promise<Output> {
   const r = await run(cmd, args);
