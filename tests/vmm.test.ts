@@ -10,7 +10,13 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { LocalHost } from "../src/host/local.ts";
 import { lockContainer } from "../src/ovz/container.ts";
-import { cpuPercent, parseBeancounters, parseVestat, parseVzConf } from "../src/ovz/parsers.ts";
+import {
+  cpuPercent,
+  parseBeancounters,
+  parseVenetstat,
+  parseVestat,
+  parseVzConf,
+} from "../src/ovz/parsers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const DENO = Deno.execPath();
@@ -285,6 +291,12 @@ simTest("poll: running container → STATE=a with integer numbers, one line", as
   const bc = parseBeancounters(bcText).get(vm.ctid);
   assert.ok(bc, "simulator lists the CT in its beancounters");
   assert.equal(Number(kv.USEDMEMORY), bc.privvmpages.held * 4);
+  // venet traffic: the kernel's per-CT accounting as the poll's vzctl status left it.
+  const venet = parseVenetstat(await Deno.readTextFile(`${node.sim}/proc/vz/venetstat`))
+    .get(vm.ctid);
+  assert.ok(venet && venet.rxBytes > 0n, "the simulator accounts the CT's venet traffic");
+  assert.equal(kv.NETRX, String(venet.rxBytes));
+  assert.equal(kv.NETTX, String(venet.txBytes));
   // One OpenVZ tool call per poll (vzctl status), never vzctl exec.
   const pollCalls = (await node.calls()).slice(callsBefore);
   assert.equal(pollCalls.length, 1, JSON.stringify(pollCalls));
@@ -332,6 +344,8 @@ simTest("poll: CPU from vestat deltas between two polls, first poll = average", 
 simTest("poll: huge counters are clamped to 2147483647 with a note on stderr", async () => {
   const node = await newNode({ flavour: "vswap" });
   const vm = await makeVm(node, 10, { netif: true });
+  // veth only: no venet address, so the counters are the host-side veth's alone.
+  await node.tool(["vzctl", "set", String(vm.ctid), "--ipdel", "all", "--save"]);
   const hostIf = parseVzConf(await Deno.readTextFile(node.confPath(vm.ctid))).NETIF
     .match(/host_ifname=([^,;]+)/)![1];
   await Deno.mkdir(`${node.sim}/proc/net`, { recursive: true });

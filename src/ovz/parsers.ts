@@ -230,25 +230,25 @@ export function parseNetDev(text: string): Map<string, IfaceCounters> {
 }
 
 /**
- * Host-side venet counters (/proc/vz/venetstat), best effort: the header line names the
- * columns; the byte columns are found by name (`in_bytes`/`out_bytes` or `recv…bytes`/
- * `sent…bytes`; "in" is traffic into the container). Returns an empty map when the header is
- * not understood, so callers report 0 rather than a wrong number.
+ * Host-side venet counters, /proc/vz/venetstat (the kernel's vznetstat module): one line per
+ * container, `<veid>` followed by one `<incoming>/<outgoing>` byte pair per traffic class
+ * (16 classes), no header. Incoming is traffic into the container, i.e. its RX. The classes
+ * are summed.
  */
 export function parseVenetstat(text: string): Map<number, IfaceCounters> {
   const out = new Map<number, IfaceCounters>();
-  let rx = -1;
-  let tx = -1;
   for (const line of text.split("\n")) {
-    const w = line.trim().split(/\s+/);
-    if (w[0] === "VEID") {
-      rx = w.findIndex((h) => /^(in|recv|rx)[_-]?bytes$/i.test(h));
-      tx = w.findIndex((h) => /^(out|sen[dt]|tx)[_-]?bytes$/i.test(h));
-      continue;
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const pairs = [...m[2].matchAll(/(\d+)\s*\/\s*(\d+)/g)];
+    if (pairs.length === 0) continue;
+    let rxBytes = 0n;
+    let txBytes = 0n;
+    for (const [, rx, tx] of pairs) {
+      rxBytes += BigInt(rx);
+      txBytes += BigInt(tx);
     }
-    if (rx < 0 || tx < 0 || !/^\d+$/.test(w[0] ?? "")) continue;
-    if (!/^\d+$/.test(w[rx] ?? "") || !/^\d+$/.test(w[tx] ?? "")) continue;
-    out.set(Number(w[0]), { rxBytes: BigInt(w[rx]), txBytes: BigInt(w[tx]) });
+    out.set(Number(m[1]), { rxBytes, txBytes });
   }
   return out;
 }

@@ -195,9 +195,14 @@ Deno.test("/proc/net/dev and venetstat counters", () => {
   const d = parseNetDev(dev);
   assert.deepEqual(d.get("veth101.0"), { rxBytes: 5120n, txBytes: 20480n });
   assert.equal(d.get("lo")?.rxBytes, 1000n);
-  const vs = "Version: 1.0\n VEID in_bytes out_bytes in_packets out_packets\n 101 300 400 3 4\n";
-  assert.deepEqual(parseVenetstat(vs).get(101), { rxBytes: 300n, txBytes: 400n });
-  assert.equal(parseVenetstat("VEID a b\n101 1 2\n").size, 0);
+  // vznetstat's seq_show: "%u %s\n" with " %20Lu/%20Lu" per traffic class (16 classes).
+  const pair = (a: number, b: number) => ` ${String(a).padStart(20)}/${String(b).padStart(20)}`;
+  const line = (id: number, first: [number, number], second: [number, number]) =>
+    `${id} ${pair(...first)}${pair(...second)}${pair(0, 0).repeat(14)}`;
+  const vs = [line(101, [300, 400], [5, 6]), line(102, [0, 0], [0, 0])].join("\n") + "\n";
+  assert.deepEqual(parseVenetstat(vs).get(101), { rxBytes: 305n, txBytes: 406n });
+  assert.deepEqual(parseVenetstat(vs).get(102), { rxBytes: 0n, txBytes: 0n });
+  assert.equal(parseVenetstat("garbage\n").size, 0);
 });
 
 Deno.test("CTID.conf / vz.conf: vzctl quoting rules, last key wins, $VEID", () => {

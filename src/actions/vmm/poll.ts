@@ -12,7 +12,8 @@
  *    Δuptime against the previous sample kept in R/.onevz-poll.json; the first poll (or after
  *    a restart) reports the average since start.
  *  - Network: veth → host-side vethCTID.N counters (/proc/net/dev, rx/tx swapped); venet →
- *    /proc/vz/venetstat when the kernel has it; otherwise 0. Never runs anything inside the CT.
+ *    the kernel's per-container accounting in /proc/vz/venetstat (all traffic classes
+ *    summed); both when the CT has both. Never runs anything inside the CT.
  *  - Values are clamped to 2147483647 (oned reads 32-bit ints), with a note on stderr.
  * Only one vzctl call (status); everything else is read from files.
  */
@@ -109,12 +110,14 @@ async function network(host: Host, ct: ContainerInfo): Promise<{ NETRX: number; 
         tx += c.rxBytes;
       }
     }
-  } else {
+  }
+  if (ct.conf.IP_ADDRESS?.trim()) {
+    // venet addresses: the kernel's per-container venet accounting (readable by root only).
     const text = await host.readFile(host.sysPath("/proc/vz/venetstat"), { privileged: true });
     const c = text ? parseVenetstat(text).get(ct.ctid) : undefined;
     if (c) {
-      rx = c.rxBytes;
-      tx = c.txBytes;
+      rx += c.rxBytes;
+      tx += c.txBytes;
     }
   }
   return { NETRX: Number(rx), NETTX: Number(tx) };
