@@ -280,7 +280,27 @@ export function sudoersLines(group = "cloud"): string {
   const tools = ["vzctl", "vzlist", "vzmigrate", "vzfirewall"].map((t) => `/usr/sbin/${t}`);
   // Debian/Ubuntu and CentOS ≥ 7 keep these in /usr/bin (with /bin a symlink), CentOS 5/6
   // in /bin: list both spellings, sudo matches the path it resolves.
-  const helpers = ["tar", "cat", "dd", "mv", "rm", "mkdir", "chmod", "ln", "cp", "test"]
+  // od (archive magic), cmp (cached template), find (context files), chown (dumps and saved
+  // disks handed to R's owner), gzip/bzip2/xz (verifying a saved disk) are run privileged too.
+  const helpers = [
+    "tar",
+    "cat",
+    "dd",
+    "mv",
+    "rm",
+    "mkdir",
+    "chmod",
+    "chown",
+    "ln",
+    "cp",
+    "test",
+    "od",
+    "cmp",
+    "find",
+    "gzip",
+    "bzip2",
+    "xz",
+  ]
     .map((t) => `/bin/${t}, /usr/bin/${t}`);
   helpers.push("/usr/bin/sha256sum");
   return [

@@ -153,6 +153,26 @@ async function dirMtimeMs(host: Host, dir: string): Promise<number | undefined> 
   return r.status === 0 && Number.isFinite(s) ? s * 1000 : undefined;
 }
 
+/**
+ * The owner of an abandoned lock in R (its process was killed mid-way), or undefined when R
+ * holds no lock or a live one. Read before lockContainer, which breaks a stale lock silently.
+ */
+export async function staleLockOwner(
+  host: Host,
+  imagesDir: string,
+  staleMinutes = 60,
+): Promise<{ action: string; pid: number } | undefined> {
+  const dir = `${imagesDir}/${LOCK_NAME}`;
+  if (!(await host.isDirectory(dir))) return undefined;
+  if (!(await lockIsStale(host, dir, staleMinutes))) return undefined;
+  try {
+    const owner = JSON.parse((await host.readFile(`${dir}/owner`)) ?? "") as LockOwner;
+    return { action: String(owner.action), pid: Number(owner.pid) };
+  } catch {
+    return { action: "unknown", pid: 0 };
+  }
+}
+
 /** Take the container's lock (R/.onevz.lock); returns the function that releases it. */
 export async function lockContainer(
   host: Host,

@@ -20,7 +20,7 @@ import { type DriverConfig } from "../../one/config.ts";
 import { toSpec, type VmSpec } from "../../one/spec.ts";
 import { parseTemplateXml } from "../../one/template.ts";
 import { ARCHIVE_EXTS, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
-import { findContainer, lockContainer } from "../../ovz/container.ts";
+import { findContainer, lockContainer, staleLockOwner } from "../../ovz/container.ts";
 import { parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
 import { type DeployPlan, type Flavour, planDeploy, type Step } from "../../ovz/plan.ts";
 import { FIREWALL_BEGIN } from "../../one/context.ts";
@@ -41,17 +41,22 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
 
   const facts = await observeNode(host, spec, input.vmDir);
   const plan = planDeploy(spec, facts);
-  const existing = await adoptExisting(host, plan);
-  if (existing !== undefined) {
-    ctx.io.out(`${spec.ctid}\n`);
-    return 0;
-  }
 
   const rollback = new Rollback();
   try {
     await makeDirs(host, plan.paths.images, rollback);
+    // A deploy of this VM killed mid-way (its lock left behind) may have left a half-made
+    // container: read that before lockContainer breaks the stale lock, then start afresh.
+    const interrupted = await staleLockOwner(host, plan.paths.images);
     const unlock = await lockContainer(host, plan.paths.images, "deploy");
     try {
+      if (interrupted?.action === "deploy") await discardInterrupted(ctx, host, plan);
+      // Adoption runs under the lock too, so it never starts a container another deploy is
+      // still configuring.
+      if (await adoptExisting(host, plan) !== undefined) {
+        ctx.io.out(`${spec.ctid}\n`);
+        return 0;
+      }
       await writeCopy(host, input.nodePath, input.xml, rollback);
       const needFiles = (spec.context?.files.length ?? 0) > 0;
       for (const step of plan.steps) await runStep(host, plan, step, facts, rollback, needFiles);
@@ -154,6 +159,18 @@ async function adoptExisting(host: Host, plan: DeployPlan): Promise<number | und
   );
   if (!status?.running) await host.run(["vzctl", "--quiet", "start", String(plan.ctid)], P);
   return plan.ctid;
+}
+
+/** Remove the container an interrupted deploy of this VM left (same CTID and VE_PRIVATE). */
+async function discardInterrupted(ctx: CommandContext, host: Host, plan: DeployPlan) {
+  const ct = await findContainer(host, plan.ctid);
+  if (!ct || ct.privateDir !== plan.paths.private) return;
+  const ctid = String(plan.ctid);
+  ctx.io.err(`onevz: deploy: an earlier deploy of CT ${ctid} was interrupted: recreating it\n`);
+  await host.run(["vzctl", "--quiet", "stop", ctid], { ...P, check: false });
+  await host.run(["vzctl", "--quiet", "destroy", ctid], P);
+  await host.remove(plan.paths.private, { ...P, recursive: true });
+  await host.remove(plan.paths.root, { ...P, recursive: true });
 }
 
 /** mkdir -p R, remembering which levels this deploy created (undo removes only those). */
@@ -269,12 +286,28 @@ async function placeTemplate(host: Host, facts: Facts, to: string, rb: Rollback)
   await host.mkdirp(posix.dirname(to), P);
   const linked = await host.run(["ln", "--", facts.imagePath, to], { ...P, check: false });
   if (linked.status !== 0) {
-    const tmp = `${to}.onevz-tmp`;
-    await host.run(["cp", "--", facts.imagePath, tmp], P);
-    await host.rename(tmp, to, P).catch(async (e) => {
+    // Copy to a private name, then link it into place: `ln` never replaces a file another
+    // deploy placed meanwhile (mv -f would), and readers never see a partial copy.
+    const tmp = `${to}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await host.run(["cp", "--", facts.imagePath, tmp], P);
+      const placed = await host.run(["ln", "--", tmp, to], { ...P, check: false });
+      if (placed.status !== 0) {
+        if (!(await host.exists(to, P))) {
+          throw new OnevzError(`cannot place ${to}: ${placed.stderr.trim()}`);
+        }
+        const same = await host.run(["cmp", "-s", "--", facts.imagePath, to], {
+          ...P,
+          check: false,
+        });
+        if (same.status === 0) return; // an identical copy won the race
+        throw new OnevzError(
+          `${to} already exists with different content: rename the image (its NAME must be unique among the node's cached OS templates) or remove the cached file`,
+        );
+      }
+    } finally {
       await host.remove(tmp, P);
-      throw e;
-    });
+    }
   }
   rb.add(`cached OS template ${to}`, () => host.remove(to, P));
 }

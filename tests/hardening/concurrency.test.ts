@@ -1,0 +1,272 @@
+/**
+ * Concurrent actions on one simulated node: several deploys at once, polls during a deploy,
+ * two actions on one container (the per-container lock serialises them), two deploys placing
+ * the same OS template name into the cache. Each scenario checks the node's end state (configs,
+ * files, no temporary or half-written file, no lock left) and the simulator's call log.
+ * Prints `figures: concurrency <n> scenarios`.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { makeSimNode, makeTemplateTarball, run, type SimNode } from "../helpers/simnode.ts";
+import { TEMPLATES } from "./fault_node.ts";
+
+const OPTS = { sanitizeOps: false, sanitizeResources: false } as const;
+const BASE = await Deno.readTextFile(`${TEMPLATES}/vswap-basic.xml`);
+let scenarios = 0;
+
+/** vswap-basic as VM `vid` (own VMID, IP, MAC), OS image NAME `image`. */
+function vmXml(vid: number, image = "centos-6-x86_64"): string {
+  return BASE.replace("<VMID><![CDATA[7]]>", `<VMID><![CDATA[${vid}]]>`)
+    .replace("192.168.0.10", `192.168.0.${vid}`)
+    .replace("02:00:c0:a8:00:0a", `02:00:c0:a8:00:${vid.toString(16).padStart(2, "0")}`)
+    .replace("<IMAGE><![CDATA[centos-6-x86_64]]>", `<IMAGE><![CDATA[${image}]]>`);
+}
+
+async function prolog(node: SimNode, vid: number, image?: Uint8Array) {
+  const r = `${node.vmDir}${vid}/images`;
+  await Deno.mkdir(r, { recursive: true });
+  await Deno.writeFile(`${r}/disk.0`, image ?? await makeTemplateTarball("gz"));
+  return r;
+}
+
+/** Every file name under the node that looks temporary or half-written, and lock dirs. */
+function leftovers(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of Deno.readDirSync(d)) {
+      const p = `${d}/${e.name}`;
+      if (/onevz-tmp|onevz-restore|\.onevz\.lock/.test(e.name)) out.push(p);
+      if (e.isDirectory && !e.isSymlink && !p.endsWith("/proc")) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function pollLine(out: string) {
+  const lines = out.split("\n").filter((l) => l !== "");
+  assert.equal(lines.length, 1, `one line: ${JSON.stringify(out)}`);
+  assert.match(
+    lines[0],
+    /^STATE=[apde]( USEDMEMORY=\d+ USEDCPU=\d+ NETRX=\d+ NETTX=\d+)?$/,
+    lines[0],
+  );
+  return lines[0];
+}
+
+Deno.test({
+  name: "concurrency: 4 deploys at once on one node → all run, distinct CTIDs, configs intact",
+  ...OPTS,
+  fn: async () => {
+    const node = await makeSimNode({ flavour: "vswap" });
+    try {
+      const vids = [61, 62, 63, 64];
+      const img = await makeTemplateTarball("gz");
+      for (const v of vids) await prolog(node, v, img);
+      const rs = await Promise.all(
+        vids.map((v) => node.action("deploy", [`${node.vmDir}${v}/images/deployment.0`], vmXml(v))),
+      );
+      rs.forEach((r, i) => assert.equal(r.code, 0, `VM ${vids[i]}: ${r.stderr}`));
+      assert.deepEqual(rs.map((r) => r.stdout), vids.map((v) => `${1000 + v}\n`));
+      for (const v of vids) {
+        const conf = await Deno.readTextFile(`${node.root}/etc/vz/conf/${1000 + v}.conf`);
+        assert.match(conf, new RegExp(`^IP_ADDRESS="192.168.0.${v}"$`, "m"));
+        assert.match(conf, new RegExp(`^VE_PRIVATE=".*/${v}/images/private"$`, "m"));
+        assert.match((await node.tool("vzctl", ["status", String(1000 + v)])).stdout, /running/);
+        assert.equal(
+          await Deno.readTextFile(`${node.vmDir}${v}/images/deployment.0`),
+          vmXml(v),
+        );
+      }
+      const creates = (await node.calls()).filter((c) => c.argv.includes("create"));
+      assert.equal(creates.length, 4, "one vzctl create per VM, no retries");
+      assert.deepEqual(leftovers(node.dir), []);
+      scenarios++;
+    } finally {
+      await node.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "concurrency: polls during a deploy each print exactly one valid line",
+  ...OPTS,
+  fn: async () => {
+    const node = await makeSimNode({ flavour: "ubc" });
+    try {
+      await prolog(node, 65);
+      const deploying = node.action(
+        "deploy",
+        [`${node.vmDir}65/images/deployment.0`],
+        vmXml(65),
+      );
+      let done = false;
+      deploying.finally(() => done = true);
+      const lines: string[] = [];
+      while (!done || lines.length < 3) {
+        const polls = await Promise.all([1, 2].map(() => node.action("poll", ["1065"])));
+        for (const p of polls) {
+          assert.equal(p.code, 0, p.stderr);
+          lines.push(pollLine(p.stdout));
+        }
+        if (lines.length > 40) break;
+      }
+      const r = await deploying;
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(pollLine((await node.action("poll", ["1065"])).stdout), /^STATE=a /);
+      assert.deepEqual(leftovers(node.dir), []);
+      scenarios++;
+    } finally {
+      await node.cleanup();
+    }
+  },
+});
+
+/** A running CT made with the simulator (deploy's layout), SAVE=yes on its OS disk. */
+async function simVm(node: SimNode, vid: number) {
+  const ctid = String(1000 + vid);
+  const r = `${node.vmDir}${vid}/images`;
+  await Deno.mkdir(r, { recursive: true });
+  await Deno.writeTextFile(
+    `${r}/deployment.0`,
+    `<TEMPLATE><DISK><DISK_ID><![CDATA[0]]></DISK_ID><SAVE><![CDATA[yes]]></SAVE></DISK>` +
+      `<VMID><![CDATA[${vid}]]></VMID></TEMPLATE>`,
+  );
+  for (
+    const argv of [
+      [
+        "create",
+        ctid,
+        "--ostemplate",
+        "debian-7.0-x86_64",
+        "--private",
+        `${r}/private`,
+        "--root",
+        `${r}/root`,
+      ],
+      ["start", ctid],
+    ]
+  ) {
+    const o = await node.tool("vzctl", argv);
+    if (o.code !== 0) throw new Error(o.stderr);
+  }
+  return { ctid, r };
+}
+
+Deno.test({
+  name: "concurrency: shutdown + poll, save + shutdown on one container → serialised, consistent",
+  ...OPTS,
+  fn: async () => {
+    const node = await makeSimNode({ flavour: "ubc" });
+    try {
+      // shutdown and two polls at once.
+      const a = await simVm(node, 66);
+      const [sd, p1, p2] = await Promise.all([
+        node.action("shutdown", [a.ctid]),
+        node.action("poll", [a.ctid]),
+        node.action("poll", [a.ctid]),
+      ]);
+      assert.equal(sd.code, 0, sd.stderr);
+      for (const p of [p1, p2]) pollLine(p.stdout);
+      assert.match((await node.tool("vzctl", ["status", a.ctid])).stdout, /deleted/);
+      assert.equal((await run("gzip", ["-t", `${a.r}/disk.0`])).code, 0, "archive complete");
+      scenarios++;
+
+      // save and shutdown at once: whichever takes the lock first, the other sees its result.
+      for (const vid of [67, 68]) {
+        const b = await simVm(node, vid);
+        const cp = `${b.r}/checkpoint`;
+        const [sv, sd2] = await Promise.all([
+          node.action("save", [b.ctid, cp]),
+          node.action("shutdown", [b.ctid]),
+        ]);
+        assert.equal(sd2.code, 0, sd2.stderr);
+        assert.match((await node.tool("vzctl", ["status", b.ctid])).stdout, /deleted/);
+        if (sv.code === 0) {
+          // save first: a complete checkpoint (0600) with its record.
+          assert.equal((await Deno.stat(cp)).mode! & 0o777, 0o600);
+          assert.ok(existsSync(`${cp}.onevz.json`));
+        } else {
+          // shutdown first: save found no container and wrote nothing.
+          assert.match(sv.stderr, /does not exist|not running/);
+          assert.ok(!existsSync(cp) && !existsSync(`${cp}.onevz.json`));
+        }
+        assert.equal((await run("gzip", ["-t", `${b.r}/disk.0`])).code, 0, "archive complete");
+        // The call log shows the two actions did not interleave: no vzctl call after destroy.
+        const vz = (await node.calls()).filter((c) => c.argv.includes(b.ctid))
+          .map((c) => c.argv.find((x) => !x.startsWith("-")));
+        assert.equal(vz.filter((x) => x !== "status").at(-1), "destroy", vz.join(" "));
+        scenarios++;
+      }
+      assert.deepEqual(leftovers(node.dir), []);
+    } finally {
+      await node.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "concurrency: two deploys placing the same template name → atomic cache placement",
+  ...OPTS,
+  fn: async () => {
+    const node = await makeSimNode({ flavour: "ubc" });
+    try {
+      const cache = `${node.root}/vz/template/cache/centos-6-x86_64.tar.gz`;
+      // Same image bytes: both deploy from one cached copy.
+      const img = await makeTemplateTarball("gz");
+      await prolog(node, 71, img);
+      await prolog(node, 72, img);
+      const same = await Promise.all(
+        [71, 72].map((v) =>
+          node.action("deploy", [`${node.vmDir}${v}/images/deployment.0`], vmXml(v))
+        ),
+      );
+      for (const r of same) assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await Deno.readFile(cache), img);
+      scenarios++;
+
+      // Different bytes under the same NAME: one wins, the other gets a clear error; the
+      // cache file is exactly the winner's image, never a mix or the loser's.
+      await Deno.remove(cache);
+      const other = await makeTemplateTarball("gz");
+      await Deno.writeFile(`${node.dir}/x`, other);
+      const withMarker = async () => {
+        const d = await Deno.makeTempDir();
+        await run("tar", ["-xzf", `${node.dir}/x`, "-C", d]);
+        await Deno.writeTextFile(`${d}/etc/marker`, "other\n");
+        await run("tar", ["-czf", `${d}.tgz`, "-C", d, "."]);
+        const b = await Deno.readFile(`${d}.tgz`);
+        await Deno.remove(d, { recursive: true });
+        await Deno.remove(`${d}.tgz`);
+        return b;
+      };
+      const imgs = [img, await withMarker()];
+      await prolog(node, 73, imgs[0]);
+      await prolog(node, 74, imgs[1]);
+      const rs = await Promise.all(
+        [73, 74].map((v) =>
+          node.action("deploy", [`${node.vmDir}${v}/images/deployment.0`], vmXml(v))
+        ),
+      );
+      const ok = rs.map((r) => r.code === 0);
+      assert.equal(ok.filter(Boolean).length, 1, rs.map((r) => r.stderr).join("\n"));
+      const loser = rs[ok.indexOf(false)];
+      assert.match(loser.stderr, /already exists with different content/);
+      assert.deepEqual(await Deno.readFile(cache), imgs[ok.indexOf(true)]);
+      const lost = [73, 74][ok.indexOf(false)];
+      assert.match((await node.tool("vzctl", ["status", String(1000 + lost)])).stdout, /deleted/);
+      assert.deepEqual(leftovers(node.dir), []);
+      scenarios++;
+    } finally {
+      await node.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "concurrency: figures",
+  fn: () => {
+    console.log(`figures: concurrency ${scenarios} scenarios`);
+    assert.ok(scenarios > 0);
+  },
+});

@@ -1,0 +1,166 @@
+/**
+ * Least privilege, for real: a `oneadmin` user (group `cloud`) on this machine, ONLY the rules
+ * `onevz install --sudoers` prints in /etc/sudoers.d (checked with visudo -cf), and the whole
+ * VMM lifecycle (deploy → poll → save → restore → shutdown) run through one_vmm_ssh's calling
+ * convention on an ssh test bed node, logged in as oneadmin. The simulator's tools are linked
+ * as /usr/sbin/vzctl … (the paths the rules name) for the test only. Also checks the owners and
+ * modes of the files onevz writes, and that no reply, log or stderr holds the template.
+ *
+ * Test-only addition to sudoers (not a privilege): env_keep of the simulator's root variables,
+ * which a real node does not have.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import * as one from "../../fixtures/oned/driver.ts";
+import { bedSite, installDevRemotes, run, SIM_BIN, startBed } from "../testbed/mod.ts";
+import { REPO } from "../helpers/simnode.ts";
+import { makeTemplateTarball } from "../helpers/simnode.ts";
+import { TEMPLATES } from "./fault_node.ts";
+
+const SUDOERS = "/etc/sudoers.d/onevz-test";
+const SUDOERS_ENV = "/etc/sudoers.d/onevz-test-simenv";
+const TOOLS = ["vzctl", "vzlist", "vzmigrate", "vzfirewall"];
+const VPS145 = await Deno.readTextFile(`${TEMPLATES}/vps145.xml`);
+
+async function must(cmd: string, args: string[]) {
+  const r = await run(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
+  return r;
+}
+
+const canRun = Deno.uid() === 0 && existsSync("/usr/bin/sudo") && existsSync("/usr/sbin/sshd");
+
+Deno.test({
+  name: "privilege: whole lifecycle as oneadmin with only the `install --sudoers` rules",
+  ignore: !canRun,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const cleanups: (() => Promise<unknown>)[] = [];
+    try {
+      // oneadmin in group cloud (left in place: a user account is harmless and reusable).
+      if ((await run("getent", ["group", "cloud"])).code !== 0) await must("groupadd", ["cloud"]);
+      if ((await run("id", ["oneadmin"])).code !== 0) {
+        await must("useradd", ["-m", "-g", "cloud", "-s", "/bin/bash", "oneadmin"]);
+      }
+      const uid = Number((await must("id", ["-u", "oneadmin"])).stdout.trim());
+      const gid = Number((await must("id", ["-g", "oneadmin"])).stdout.trim());
+
+      // The rules, exactly as printed; no ALL anywhere.
+      const printed = await must(`${REPO}/node_modules/.bin/deno`, [
+        "run",
+        "-A",
+        "--quiet",
+        `${REPO}/main.ts`,
+        "install",
+        "--sudoers",
+      ]);
+      const rules = printed.stdout;
+      assert.doesNotMatch(rules.replace(/^#.*$/gm, ""), /NOPASSWD:\s*ALL\b|\(ALL(:ALL)?\)/);
+      assert.match(rules, /^Defaults:%cloud !requiretty$/m);
+      for (
+        const [path, text] of [[SUDOERS, rules], [
+          SUDOERS_ENV,
+          'Defaults:%cloud env_keep += "OVZ_SIM_ROOT ONEVZ_SYSROOT OVZ_SIM_SSH_CONFIG"\n',
+        ]]
+      ) {
+        const tmp = `${path}.tmp`;
+        await Deno.writeTextFile(tmp, text, { mode: 0o440 });
+        const check = await run("visudo", ["-cf", tmp]);
+        assert.equal(check.code, 0, `visudo: ${check.stdout}${check.stderr}`);
+        await Deno.rename(tmp, path);
+        cleanups.push(() => Deno.remove(path));
+      }
+      // The simulator at the paths the rules name (only where nothing is installed).
+      for (const t of TOOLS) {
+        const p = `/usr/sbin/${t}`;
+        if (existsSync(p)) continue;
+        await Deno.symlink(`${SIM_BIN}/${t}`, p);
+        cleanups.push(() => Deno.remove(p));
+      }
+
+      const bed = await startBed({ nodes: [{ name: "cn1", templates: ["centos-6-x86_64"] }] });
+      cleanups.push(() => bed.stop());
+      await installDevRemotes(bed, "cn1");
+      // sshd reads the bed's authorized_keys as the logging-in user.
+      await Deno.chmod(bed.dir, 0o755);
+      // oneadmin's ssh config: the bed's, as oneadmin.
+      const cfg = `${bed.dir}/ssh_config_oneadmin`;
+      await Deno.writeTextFile(
+        cfg,
+        (await Deno.readTextFile(bed.sshConfig)).replaceAll("User root", "User oneadmin"),
+      );
+      const site = { ...bedSite(bed), ssh: `ssh -F ${one.sq(cfg)}` };
+      const fs = bed.nodes.cn1.fsDir;
+      // VM_DIR belongs to oneadmin (the TM creates it as oneadmin); the TM prolog's files too.
+      const R = `${fs}/vm/45/images`;
+      await Deno.mkdir(`${R}/disk.2`, { recursive: true });
+      await Deno.writeFile(`${R}/disk.0`, await makeTemplateTarball("bz2"));
+      await Deno.writeTextFile(`${R}/disk.2/context.sh`, 'HOSTNAME="vps145.example.org"\n');
+      await Deno.writeTextFile(`${R}/disk.2/init.sh`, "echo init\n");
+      await Deno.writeTextFile(`${R}/disk.2/id_rsa.pub`, "ssh-rsa AAAA priv\n");
+      await must("chown", ["-R", `${uid}:${gid}`, `${fs}/vm`]);
+
+      const who = await run("ssh", ["-F", cfg, "-n", "cn1", "id -un; sudo -n -l | tail -3"]);
+      assert.equal(who.code, 0, who.stderr);
+      assert.match(who.stdout, /^oneadmin$/m);
+
+      // Single slash: a checkpoint path with oned's "//" is refused by save in this checkout.
+      const node = (p: string) => `${bed.vmDir}45/images${p}`;
+      const replies: one.DriverReply[] = [];
+      const step = async (action: string, args: string[], stdin?: string) => {
+        const r = await one.vmmSsh(site, "cn1", action, args, stdin, { vid: 45 });
+        replies.push(r);
+        assert.equal(r.result, "SUCCESS", `${action}: ${r.reply}\n${r.stderr}`);
+        return r;
+      };
+      const dep = await step("deploy", [node("/deployment.0")], VPS145);
+      assert.equal(dep.info, "1045");
+      const poll = await step("poll", ["1045"]);
+      assert.match(poll.info, /STATE=a /);
+      await step("save", ["1045", node("/checkpoint")]);
+      await step("restore", [node("/checkpoint")]);
+      assert.match((await step("poll", ["1045"])).info, /STATE=a /);
+
+      // Owners and modes of what onevz wrote.
+      const st = async (p: string) => {
+        const s = await Deno.stat(`${R}${p}`);
+        return `${(s.mode! & 0o7777).toString(8)} ${s.uid}:${s.gid}`;
+      };
+      assert.equal((await st("/deployment.0")).split(" ")[0], "640", "deployment copy 0640");
+      assert.equal(await st("/checkpoint"), `600 ${uid}:${gid}`, "checkpoint 0600, oneadmin's");
+      assert.equal((await st("/private/etc/rc.d/rc.local")).split(" ")[0], "755");
+      const conf = await Deno.stat(`${fs}/sim/etc/vz/conf/1045.conf`);
+      assert.equal(conf.mode! & 0o777, 0o644);
+      assert.equal(conf.uid, 0, "the CT config stays root's");
+
+      // shutdown with SAVE: the saved disk is handed to oneadmin, 0600.
+      const xml = await Deno.readTextFile(`${R}/deployment.0`);
+      await Deno.writeTextFile(
+        `${R}/deployment.1`,
+        xml.replace("<SAVE><![CDATA[NO]]></SAVE>", "<SAVE><![CDATA[YES]]></SAVE>")
+          .replace(/<DISK>/, "<DISK><SAVE><![CDATA[YES]]></SAVE>"),
+      );
+      await step("shutdown", ["1045"]);
+      assert.equal(await st("/disk.0"), `600 ${uid}:${gid}`, "saved disk 0600, oneadmin's");
+      assert.ok(!existsSync(`${fs}/sim/etc/vz/conf/1045.conf`));
+
+      // No reply, stderr or log holds the template (its context files or its XML).
+      const logs = [
+        ...replies.map((r) => `${r.reply}\n${r.stderr}`),
+        await Deno.readTextFile(bed.nodes.cn1.log).catch(() => ""),
+      ].join("\n");
+      for (const secret of ["<TEMPLATE>", "111.111.111.0/24", "ssh-rsa", "<CONTEXT>"]) {
+        assert.ok(!logs.includes(secret), `"${secret}" appears in a reply or log`);
+      }
+      // Every privileged call went through sudo as oneadmin, not root logins.
+      const calls = (await Deno.readTextFile(`${fs}/sim/sim/calls.jsonl`)).split("\n")
+        .filter((l) => l.trim()).map((l) =>
+          (JSON.parse(l).argv as string[]).find((a) => !a.startsWith("-"))
+        );
+      assert.ok(calls.includes("create") && calls.includes("chkpnt") && calls.includes("destroy"));
+    } finally {
+      for (const c of cleanups.reverse()) await c().catch(() => {});
+    }
+  },
+});
