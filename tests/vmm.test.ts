@@ -254,7 +254,7 @@ Deno.test("lock: busy lock times out, dead owner and old locks are broken", asyn
     `${dir}/.onevz.lock/owner`,
     JSON.stringify({ pid: dead.pid, host: hostname(), action: "x", since: Date.now() }),
   );
-  (await lockContainer(host, dir, "third", { waitMs: 300, pollMs: 50 }))();
+  await (await lockContainer(host, dir, "third", { waitMs: 300, pollMs: 50 }))();
   // A lock from another machine is stale only after staleMinutes.
   await Deno.mkdir(`${dir}/.onevz.lock`, { recursive: true });
   await Deno.writeTextFile(
