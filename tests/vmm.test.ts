@@ -666,3 +666,16 @@ simTest("shutdown uses the latest deployment.<seq>; a gone container is success"
   assert.equal(again.code, 0);
   assert.match(again.stderr, /does not exist/);
 });
+
+simTest("save/restore accept oned's paths with the double slash of VM_DIR", async () => {
+  const node = await newNode();
+  const vm = await makeVm(node, 21);
+  // oned's VM_DIR ends in "/": it sends …/vm//21/images/checkpoint.
+  const checkpoint = vm.r.replace(/\/+(\d+)\/images$/, "//$1/images") + "/checkpoint";
+  assert.match(checkpoint, /\/\/21\/images\/checkpoint$/);
+  const saved = await node.onevz("save", String(vm.ctid), checkpoint);
+  assert.equal(saved.code, 0, saved.stderr);
+  const restored = await node.onevz("restore", checkpoint);
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.ok(existsSync(`${vm.r}/checkpoint`));
+});

@@ -147,8 +147,11 @@ export const ipSchema = z.string().refine((s) => isIpv4(s) || isIpv6(s), {
 export const macSchema = z.string().regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, {
   error: (i) => `${show(String(i.input))} is not a MAC address (xx:xx:xx:xx:xx:xx)`,
 });
-export const bridgeSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, {
-  error: (i) => `${show(String(i.input))} is not a bridge name ([A-Za-z0-9_.-], 1 to 15)`,
+export const bridgeSchema = z.string().regex(/^(?!-)[A-Za-z0-9_.-]{1,15}$/, {
+  error: (i) =>
+    `${
+      show(String(i.input))
+    } is not a bridge name ([A-Za-z0-9_.-], 1 to 15, not starting with '-')`,
 });
 export const templateNameSchema = z.string().regex(/^(?![.-])[A-Za-z0-9._-]{1,200}$/, {
   error: (i) =>
@@ -293,6 +296,7 @@ function parseDisks(doc: TemplateDoc) {
     templateName = check(`${label}/IMAGE`, templateNameSchema, d.IMAGE);
   } else if (present(d.SOURCE)) {
     noControl(`${label}/SOURCE`, d.SOURCE);
+    if (d.SOURCE.split("/").includes("..")) fail(`${label}/SOURCE`, "has a '..' segment");
     const base = d.SOURCE.replace(/\/+$/, "").split("/").pop() ?? "";
     templateName = check(`${label}/SOURCE`, templateNameSchema, base.replace(ARCHIVE_SUFFIX, ""));
   } else {

@@ -274,6 +274,11 @@ export function checkRawArgs(tokens: readonly string[]): string[] {
     if (/[\n\r]/.test(value) || value.includes("\0")) {
       throw new RangeError(`--${opt.name}: value contains NUL or newline`);
     }
+    if (value.startsWith("-")) {
+      throw new RangeError(
+        `--${opt.name}: value ${show(value)} starts with '-' (option injection)`,
+      );
+    }
     try {
       opt.check?.(value);
     } catch (e) {

@@ -37,6 +37,20 @@ export function absolutePathArg(text: string | undefined, what: string): string 
   return text;
 }
 
+/**
+ * The checkpoint must be a file directly in the container's VM directory R (OpenNebula passes
+ * R/checkpoint): save removes and writes files beside it, restore links and records there.
+ */
+export function checkpointInside(checkpoint: string, imagesDir: string): void {
+  // oned's VM_DIR ends in "/", so it passes paths like /var/lib/one//7/images/checkpoint.
+  const norm = (p: string) => p.replace(/\/+/g, "/").replace(/\/$/, "");
+  if (norm(dirOf(norm(checkpoint))) !== norm(imagesDir)) {
+    throw new InvalidInputError(
+      `invalid checkpoint path ${JSON.stringify(checkpoint)}: not in the VM directory ${imagesDir}`,
+    );
+  }
+}
+
 /** A host name or address as OpenNebula passes it (letters, digits, `.`, `-`, `_`, `:`). */
 export function hostArg(text: string | undefined): string {
   if (!text || !/^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/.test(text) || text.length > 253) {

@@ -20,6 +20,7 @@ import {
 } from "../../ovz/container.ts";
 import {
   absolutePathArg,
+  checkpointInside,
   confCopyPathFor,
   ctidFromCheckpointPath,
   ctStatus,
@@ -76,7 +77,10 @@ async function ensureConfig(
   checkpoint: string,
 ): Promise<{ ct: ContainerInfo; created: boolean }> {
   const existing = await findContainer(ctx.host, ctid);
-  if (existing) return { ct: existing, created: false };
+  if (existing) {
+    checkpointInside(checkpoint, existing.imagesDir);
+    return { ct: existing, created: false };
+  }
   const copy = await ctx.host.readFile(confCopyPathFor(checkpoint), { privileged: true });
   if (copy === null) {
     throw new OnevzError(
@@ -87,6 +91,7 @@ async function ensureConfig(
   }
   const path = confPathFor(ctx.host, ctid);
   const ct = describeContainer(ctid, path, copy);
+  checkpointInside(checkpoint, ct.imagesDir);
   await ctx.host.writeFileAtomic(path, copy, { privileged: true, mode: 0o644 });
   return { ct, created: true };
 }

@@ -12,6 +12,7 @@ import { OnevzError } from "../../cli/errors.ts";
 import { requireContainer, withContainerLock } from "../../ovz/container.ts";
 import {
   absolutePathArg,
+  checkpointInside,
   confCopyPathFor,
   ctStatus,
   deployIdArg,
@@ -27,6 +28,7 @@ export default async function save(ctx: CommandContext): Promise<number> {
   const checkpoint = absolutePathArg(ctx.args[1], "checkpoint path");
   const host = ctx.host;
   const ct = await requireContainer(host, ctid);
+  checkpointInside(checkpoint, ct.imagesDir);
   await withContainerLock(host, ct.imagesDir, "save", async () => {
     if (!(await ctStatus(ctx, ctid)).running) {
       throw new OnevzError(`container ${ctid} is not running: nothing to checkpoint`);

@@ -44,7 +44,8 @@ export default async function shutdown(ctx: CommandContext): Promise<number> {
 /** DISK_ID of the OS disk when it must be saved, else undefined. */
 async function diskToSave(ctx: CommandContext, ct: ContainerInfo): Promise<string | undefined> {
   const file = await latestDeployment(ctx.host, ct.imagesDir);
-  const xml = file ? await ctx.host.readFile(file) : null;
+  // deploy writes its copy as root (mode 0640): read it the same way (non-root logins).
+  const xml = file ? await ctx.host.readFile(file, { privileged: true }) : null;
   if (!file || xml === null) {
     throw new OnevzError(
       `no deployment file in ${ct.imagesDir}: cannot tell whether the disk of container ` +
