@@ -83,20 +83,30 @@ export abstract class Host {
     return null;
   }
 
-  async exists(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
-    const r = await this.run(["test", "-e", path], { ...opts, check: false });
+  /**
+   * Run a `test` that answers yes (0) or no (1). Anything else — sudo refusing, ssh failing,
+   * a message on stderr — is an error, never a silent "no".
+   */
+  protected async probe(argv: string[], opts: { privileged?: boolean }): Promise<boolean> {
+    const r = await this.run(argv, { ...opts, check: false });
     if (r.status === 0) return true;
-    const link = await this.run(["test", "-L", path], { ...opts, check: false });
-    return link.status === 0;
+    if (r.status === 1 && r.stderr.trim() === "") return false;
+    const shown = opts.privileged && this.useSudo ? ["sudo", "-n", ...argv] : argv;
+    throw new CommandError(this.name, shown, r.status, r.stdout, r.stderr);
+  }
+
+  async exists(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
+    return await this.probe(["test", "-e", path], opts) ||
+      await this.probe(["test", "-L", path], opts);
   }
 
   /** True when the path itself is a symbolic link (not followed). */
   async isSymlink(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
-    return (await this.run(["test", "-L", path], { ...opts, check: false })).status === 0;
+    return await this.probe(["test", "-L", path], opts);
   }
 
   async isDirectory(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
-    return (await this.run(["test", "-d", path], { ...opts, check: false })).status === 0;
+    return await this.probe(["test", "-d", path], opts);
   }
 
   /**

@@ -43,6 +43,8 @@ Deno.test({
       if ((await run("id", ["oneadmin"])).code !== 0) {
         await must("useradd", ["-m", "-g", "cloud", "-s", "/bin/bash", "oneadmin"]);
       }
+      // An account another test made may lack the group the %cloud rules are written for.
+      await must("usermod", ["-a", "-G", "cloud", "oneadmin"]);
       const uid = Number((await must("id", ["-u", "oneadmin"])).stdout.trim());
       const gid = Number((await must("id", ["-g", "oneadmin"])).stdout.trim());
 
