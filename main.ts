@@ -86,7 +86,12 @@ export async function main(argv0: string, args: string[]): Promise<number> {
       return 0;
     }
     const ctx = buildContext(command, rest);
-    return await (await command.load()).default(ctx);
+    try {
+      return await (await command.load()).default(ctx);
+    } finally {
+      // Agentless: end the action's multiplexed ssh connection (ControlMaster) now.
+      if (ctx.host instanceof SshHost) await ctx.host.close();
+    }
   } catch (e) {
     return report(e);
   }

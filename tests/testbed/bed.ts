@@ -40,6 +40,11 @@ export interface BedOptions {
    * test can give one node fake programs (a broken sudo, an old getconf) (default false).
    */
   nodeBin?: boolean;
+  /**
+   * Programs to make unavailable on the nodes (e.g. /usr/bin/node): inside each node's mount
+   * namespace /dev/null is bind-mounted over them, so they exist but cannot run.
+   */
+  hidePrograms?: string[];
 }
 
 export interface BedNode {
@@ -332,7 +337,9 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
         "private",
         "sh",
         "-c",
-        `mount --bind ${fsDir} ${NODE_ROOT} && ${sshd}`,
+        `mount --bind ${fsDir} ${NODE_ROOT} && ${
+          (opts.hidePrograms ?? []).map((p) => `mount --bind /dev/null ${p} && `).join("")
+        }${sshd}`,
       ]];
       const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" })
         .spawn();

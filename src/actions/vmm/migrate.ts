@@ -3,7 +3,9 @@
  * OpenNebula 2.2.1 runs no transfer step, so the VM's images directory R moves here too.
  *  1. Validate; find the container and take its lock.
  *  2. Copy R, except the private area, the root mount point and driver state, to the same path
- *     on the destination (tar stream over `ssh -o BatchMode=yes`, as the driver's user).
+ *     on the destination (tar stream over `ssh -o BatchMode=yes`, as the driver's user). In
+ *     agentless mode the front-end relays the stream (`ssh src sudo tar c | ssh dest tar x`):
+ *     the front-end's ssh configuration is not the nodes', and the source reads R as root.
  *  3. `vzmigrate [--online] DEST CTID` (--online only when running): same CTID, same
  *     VE_PRIVATE path under R; vzmigrate removes the container from the source.
  *     On failure the container keeps running here, and the copy made in step 2 is removed
@@ -13,6 +15,8 @@
 import { posix } from "node:path";
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError, shellQuote } from "../../cli/errors.ts";
+import type { RunResult } from "../../host/host.ts";
+import { LocalHost } from "../../host/local.ts";
 import { SshHost } from "../../host/ssh.ts";
 import {
   type ContainerInfo,
@@ -36,7 +40,9 @@ export default async function migrate(ctx: CommandContext): Promise<number> {
   const destHost = new SshHost(dest, { multiplex: false, useSudo: false });
   await withContainerLock(host, ct.imagesDir, "migrate", async () => {
     const running = (await ctStatus(ctx, ctid)).running;
-    const created = await copyImagesDir(ctx, ct, destHost);
+    const created = ctx.mode === "agentless" && host instanceof SshHost
+      ? await relayImagesDir(ct, host, destHost)
+      : await copyImagesDir(ctx, ct, destHost);
     try {
       await host.run(["vzmigrate", ...(running ? ["--online"] : []), dest, String(ctid)], {
         privileged: true,
@@ -53,8 +59,8 @@ export default async function migrate(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-/** Stream R (without private area, root, lock, poll sample) to dest; true if R was new there. */
-async function copyImagesDir(ctx: CommandContext, ct: ContainerInfo, dest: SshHost) {
+/** R, tar's excludes (private area, root, lock, poll sample) and the receiving shell command. */
+function copyParts(ct: ContainerInfo) {
   const r = ct.imagesDir;
   const skip = [LOCK_NAME, POLL_SAMPLE, posix.basename(ct.privateDir)];
   if (ct.rootDir && posix.dirname(ct.rootDir) === posix.dirname(ct.privateDir)) {
@@ -64,6 +70,12 @@ async function copyImagesDir(ctx: CommandContext, ct: ContainerInfo, dest: SshHo
   const q = shellQuote(r);
   const remote = `if test -e ${q}; then echo existed; else echo created; fi; ` +
     `mkdir -p -- ${q} && tar -C ${q} -xpf -`;
+  return { r, excludes, remote };
+}
+
+/** Stream R (without private area, root, lock, poll sample) to dest; true if R was new there. */
+async function copyImagesDir(ctx: CommandContext, ct: ContainerInfo, dest: SshHost) {
+  const { r, excludes, remote } = copyParts(ct);
   // Fixed script; every value arrives as a positional parameter, never as shell text.
   const script = 'r=$1; n=$2; shift 2; ex=("${@:1:$n}"); shift "$n"; set -o pipefail; ' +
     'tar -C "$r" -cf - "${ex[@]}" . | "$@"';
@@ -81,9 +93,35 @@ async function copyImagesDir(ctx: CommandContext, ct: ContainerInfo, dest: SshHo
     ],
     { check: false },
   );
+  return copyResult(result, ct, dest);
+}
+
+/**
+ * Agentless: the front-end pipes `ssh src [sudo -n] tar c` into `ssh dest tar x` (src's
+ * multiplexed connection), so the nodes need no ssh access to each other for the copy.
+ */
+async function relayImagesDir(ct: ContainerInfo, src: SshHost, dest: SshHost) {
+  const { r, excludes, remote } = copyParts(ct);
+  const tar = ["tar", "-C", r, "-cf", "-", ...excludes, "."];
+  const from = [
+    ...src.sshArgv(),
+    (src.useSudo ? ["sudo", "-n", ...tar] : tar).map(shellQuote)
+      .join(" "),
+  ];
+  const to = [...dest.sshArgv(), remote];
+  // Fixed script; both command lines arrive as positional parameters.
+  const script = 'n=$1; shift; set -o pipefail; "${@:1:$n}" | "${@:$((n + 1))}"';
+  const result = await new LocalHost({ name: "localhost", useSudo: false }).run(
+    ["bash", "-c", script, "onevz-migrate", String(from.length), ...from, ...to],
+    { check: false },
+  );
+  return copyResult(result, ct, dest);
+}
+
+function copyResult(result: RunResult, ct: ContainerInfo, dest: SshHost): boolean {
   if (result.status !== 0) {
     throw new OnevzError(
-      `copying ${r} to ${dest.name} failed (exit ${result.status}): ` +
+      `copying ${ct.imagesDir} to ${dest.name} failed (exit ${result.status}): ` +
         (result.stderr.trim().split("\n").slice(-3).join(" / ") || "no message") +
         `; container ${ct.ctid} not migrated`,
     );
