@@ -41,7 +41,11 @@ export class SshHost extends Host {
     this.useSudo = opts.useSudo ?? true;
     this.sudoDecided = opts.useSudo !== undefined;
     if (opts.multiplex !== false) {
-      this.controlPath = `${Deno.env.get("TMPDIR") ?? "/tmp"}/onevz-ssh-${Deno.pid}-%C`;
+      // A unix socket path must fit in 108 bytes: %C is 40 characters, so a long TMPDIR
+      // falls back to /tmp.
+      const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+      const dir = tmp.length <= 48 ? tmp : "/tmp";
+      this.controlPath = `${dir}/onevz-ssh-${Deno.pid}-%C`;
     }
   }
 

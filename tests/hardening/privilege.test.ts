@@ -107,8 +107,8 @@ Deno.test({
       assert.equal(who.code, 0, who.stderr);
       assert.match(who.stdout, /^oneadmin$/m);
 
-      // Single slash: a checkpoint path with oned's "//" is refused by save in this checkout.
-      const node = (p: string) => `${bed.vmDir}45/images${p}`;
+      // oned's paths: VM_DIR ends in "/", then "/<vid>/images" (…/vm//45/images/…).
+      const node = (p: string) => `${bed.vmDir}/45/images${p}`;
       const replies: one.DriverReply[] = [];
       const step = async (action: string, args: string[], stdin?: string) => {
         const r = await one.vmmSsh(site, "cn1", action, args, stdin, { vid: 45 });

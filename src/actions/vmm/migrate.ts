@@ -76,9 +76,12 @@ function copyParts(ct: ContainerInfo) {
 /** Stream R (without private area, root, lock, poll sample) to dest; true if R was new there. */
 async function copyImagesDir(ctx: CommandContext, ct: ContainerInfo, dest: SshHost) {
   const { r, excludes, remote } = copyParts(ct);
-  // Fixed script; every value arrives as a positional parameter, never as shell text.
-  const script = 'r=$1; n=$2; shift 2; ex=("${@:1:$n}"); shift "$n"; set -o pipefail; ' +
-    'tar -C "$r" -cf - "${ex[@]}" . | "$@"';
+  // Fixed script; every value arrives as a positional parameter, never as shell text. The
+  // reading tar runs through sudo when the driver is not root (deploy's files in R are
+  // root's); ssh to the destination stays the driver user's, with its keys.
+  const script = 'r=$1; s=$2; n=$3; shift 3; ex=("${@:1:$n}"); shift "$n"; set -o pipefail; ' +
+    'if [ "$s" = sudo ]; then t=(sudo -n tar); else t=(tar); fi; ' +
+    '"${t[@]}" -C "$r" -cf - "${ex[@]}" . | "$@"';
   const result = await ctx.host.run(
     [
       "bash",
@@ -86,6 +89,7 @@ async function copyImagesDir(ctx: CommandContext, ct: ContainerInfo, dest: SshHo
       script,
       "onevz-migrate",
       r,
+      ctx.host.useSudo ? "sudo" : "plain",
       String(excludes.length),
       ...excludes,
       ...dest.sshArgv(),
