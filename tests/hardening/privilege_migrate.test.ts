@@ -1,0 +1,191 @@
+/**
+ * Least privilege, live migration in NODE mode: the node login is the non-root `oneadmin`
+ * (group `cloud`) with ONLY the rules `onevz install --sudoers` prints, on an ssh test bed with
+ * cn1 and cn2. DEPLOY on cn1, MIGRATE to cn2 (R is copied by oneadmin's own ssh from cn1 to
+ * cn2, then `sudo -n vzmigrate --online cn2 1045` reaches cn2 as root), POLL and SHUTDOWN on
+ * cn2; cn1 keeps neither R nor the CT config.
+ *
+ * ssh between the nodes. Every node session gets ONEVZ_SSH_CONFIG = OVZ_SIM_SSH_CONFIG = the
+ * bed's client config (sshd SetEnv, which ~/.ssh/environment cannot override). For this test
+ * that file gets a leading `Match localuser oneadmin` block (User oneadmin, oneadmin's own key
+ * pair, 0600 and oneadmin's; its public key added to the bed's authorized_keys). ssh takes the
+ * first value it obtains, so oneadmin's ssh (the R copy) logs in to cn2 as oneadmin with its
+ * own key, while root's (vzmigrate through sudo: `ssh -F … root@cn2`) does not match the block
+ * and keeps the bed's root identity.
+ *
+ * Test-only additions (not privileges): env_keep of the simulator's root variables, which a
+ * real node does not have; the simulator's tools linked as /usr/sbin/vz* where nothing is.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import * as one from "../../fixtures/oned/driver.ts";
+import { bedSite, installDevRemotes, run, SIM_BIN, startBed } from "../testbed/mod.ts";
+import { makeTemplateTarball, REPO } from "../helpers/simnode.ts";
+
+const SUDOERS = "/etc/sudoers.d/onevz-test-migrate";
+const SUDOERS_ENV = "/etc/sudoers.d/onevz-test-migrate-simenv";
+const TOOLS = ["vzctl", "vzlist", "vzmigrate", "vzfirewall"];
+const VPS145 = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
+
+async function must(cmd: string, args: string[]) {
+  const r = await run(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
+  return r;
+}
+
+const canRun = Deno.uid() === 0 && existsSync("/usr/bin/sudo") && existsSync("/usr/sbin/sshd");
+
+Deno.test({
+  name: "privilege: node-mode live migration as oneadmin with only the `install --sudoers` rules",
+  ignore: !canRun,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const cleanups: (() => Promise<unknown>)[] = [];
+    try {
+      // oneadmin in group cloud (left in place: a user account is harmless and reusable).
+      if ((await run("getent", ["group", "cloud"])).code !== 0) await must("groupadd", ["cloud"]);
+      if ((await run("id", ["oneadmin"])).code !== 0) {
+        await must("useradd", ["-m", "-g", "cloud", "-s", "/bin/bash", "oneadmin"]);
+      }
+      await must("usermod", ["-a", "-G", "cloud", "oneadmin"]);
+      const uid = Number((await must("id", ["-u", "oneadmin"])).stdout.trim());
+      const gid = Number((await must("id", ["-g", "oneadmin"])).stdout.trim());
+
+      // The rules, exactly as printed; no ALL anywhere.
+      const rules = (await must(`${REPO}/node_modules/.bin/deno`, [
+        "run",
+        "-A",
+        "--quiet",
+        `${REPO}/main.ts`,
+        "install",
+        "--sudoers",
+      ])).stdout;
+      assert.doesNotMatch(rules.replace(/^#.*$/gm, ""), /NOPASSWD:\s*ALL\b|\(ALL(:ALL)?\)/);
+      for (
+        const [path, text] of [[SUDOERS, rules], [
+          SUDOERS_ENV,
+          'Defaults:%cloud env_keep += "OVZ_SIM_ROOT ONEVZ_SYSROOT OVZ_SIM_SSH_CONFIG"\n',
+        ]]
+      ) {
+        const tmp = `${path}.tmp`;
+        await Deno.writeTextFile(tmp, text, { mode: 0o440 });
+        const check = await run("visudo", ["-cf", tmp]);
+        if (check.code !== 0) await Deno.remove(tmp).catch(() => {});
+        assert.equal(check.code, 0, `visudo: ${check.stdout}${check.stderr}`);
+        await Deno.rename(tmp, path);
+        cleanups.push(() => Deno.remove(path));
+      }
+      for (const t of TOOLS) {
+        const p = `/usr/sbin/${t}`;
+        if (existsSync(p)) continue;
+        await Deno.symlink(`${SIM_BIN}/${t}`, p);
+        cleanups.push(() => Deno.remove(p));
+      }
+
+      const bed = await startBed({
+        nodes: [
+          { name: "cn1", templates: ["centos-6-x86_64"] },
+          { name: "cn2", templates: ["centos-6-x86_64"] },
+        ],
+      });
+      cleanups.push(() => bed.stop());
+      await installDevRemotes(bed, "cn1");
+      await installDevRemotes(bed, "cn2");
+      // sshd reads the bed's authorized_keys as the logging-in user; oneadmin reads the config.
+      await Deno.chmod(bed.dir, 0o755);
+
+      // The front-end logs in as oneadmin (with the bed's key, as root runs the front-end).
+      const feCfg = `${bed.dir}/ssh_config_oneadmin`;
+      const bedCfg = await Deno.readTextFile(bed.sshConfig);
+      await Deno.writeTextFile(feCfg, bedCfg.replaceAll("User root", "User oneadmin"));
+      const site = { ...bedSite(bed), ssh: `ssh -F ${one.sq(feCfg)}` };
+
+      // Node to node: oneadmin's own key pair, used only by ssh running as oneadmin.
+      const key = `${bed.dir}/oneadmin_id_ed25519`;
+      await must("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "oneadmin", "-f", key]);
+      await must("chown", [`${uid}:${gid}`, key, `${key}.pub`]);
+      await Deno.chmod(key, 0o600);
+      const authorized = `${bed.dir}/authorized_keys`;
+      await Deno.writeTextFile(authorized, await Deno.readTextFile(`${key}.pub`), { append: true });
+      await Deno.writeTextFile(
+        bed.sshConfig,
+        `Match localuser oneadmin\n  User oneadmin\n  IdentityFile ${key}\n\n${bedCfg}`,
+      );
+
+      const fs1 = bed.nodes.cn1.fsDir;
+      const fs2 = bed.nodes.cn2.fsDir;
+      // VM_DIR belongs to oneadmin on both nodes (the TM creates it as oneadmin).
+      const R1 = `${fs1}/vm/45/images`;
+      const R2 = `${fs2}/vm/45/images`;
+      await Deno.mkdir(`${R1}/disk.2`, { recursive: true });
+      await Deno.writeFile(`${R1}/disk.0`, await makeTemplateTarball("bz2"));
+      await Deno.writeTextFile(`${R1}/disk.2/context.sh`, 'HOSTNAME="vps145.example.org"\n');
+      await Deno.writeTextFile(`${R1}/disk.2/init.sh`, "echo init\n");
+      await Deno.writeTextFile(`${R1}/disk.2/id_rsa.pub`, "ssh-rsa AAAA priv\n");
+      await must("chown", ["-R", `${uid}:${gid}`, `${fs1}/vm`, `${fs2}/vm`]);
+
+      // oneadmin on cn1 reaches cn2 as oneadmin through the nodes' ONEVZ_SSH_CONFIG.
+      const hop = await run("ssh", [
+        "-F",
+        feCfg,
+        "-n",
+        "cn1",
+        'ssh -o BatchMode=yes -F "$ONEVZ_SSH_CONFIG" -n cn2 id -un',
+      ]);
+      assert.equal(hop.code, 0, hop.stderr);
+      assert.equal(hop.stdout.trim(), "oneadmin");
+      // … and root (vzmigrate through sudo) still reaches cn2 as root.
+      const rootHop = await bed.ssh(
+        "cn1",
+        'ssh -o BatchMode=yes -F "$OVZ_SIM_SSH_CONFIG" -n root@cn2 id -un',
+      );
+      assert.equal(rootHop.code, 0, rootHop.stderr);
+      assert.equal(rootHop.stdout.trim(), "root");
+
+      const node = (p: string) => `${bed.vmDir}/45/images${p}`;
+      const step = async (host: string, action: string, args: string[], stdin?: string) => {
+        const r = await one.vmmSsh(site, host, action, args, stdin, { vid: 45 });
+        assert.equal(r.result, "SUCCESS", `${action} on ${host}: ${r.reply}\n${r.stderr}`);
+        return r;
+      };
+      const status = async (host: string) =>
+        (await bed.ssh(host, "vzctl status 1045")).stdout.trim();
+
+      const dep = await step("cn1", "deploy", [node("/deployment.0")], VPS145);
+      assert.equal(dep.info, "1045");
+      assert.match(await status("cn1"), /running/);
+
+      await step("cn1", "migrate", ["1045", "cn2"]);
+      const calls = (await Deno.readTextFile(`${fs1}/sim/sim/calls.jsonl`)).split("\n")
+        .filter((l) => l.trim()).map((l) => JSON.parse(l) as { tool: string; argv: string[] });
+      assert.deepEqual(calls.filter((c) => c.tool === "vzmigrate").map((c) => c.argv), [
+        ["--online", "cn2", "1045"],
+      ]);
+
+      // On cn2: the CT runs, R arrived (copied by oneadmin: its files are oneadmin's).
+      assert.match(await status("cn2"), /exist mounted running/);
+      for (const f of ["deployment.0", "disk.0", "disk.2/context.sh"]) {
+        assert.ok(existsSync(`${R2}/${f}`), `cn2 has R/${f}`);
+      }
+      const dst = await Deno.stat(`${R2}/deployment.0`);
+      assert.equal(dst.uid, uid, "R/deployment.0 on cn2 was written by oneadmin");
+      assert.equal(dst.mode! & 0o777, 0o640, "R/deployment.0 keeps mode 0640");
+      assert.ok(existsSync(`${R2}/private/etc/redhat-release`), "private area on cn2");
+      assert.ok(existsSync(`${fs2}/sim/etc/vz/conf/1045.conf`), "CT config on cn2");
+
+      // cn1 keeps neither R nor the CT.
+      assert.ok(!existsSync(R1), "R removed from cn1");
+      assert.ok(!existsSync(`${fs1}/sim/etc/vz/conf/1045.conf`), "no CT config on cn1");
+      assert.match(await status("cn1"), /deleted/);
+
+      assert.match((await step("cn2", "poll", ["1045"])).info, /STATE=a /);
+      await step("cn2", "shutdown", ["1045"]);
+      assert.match(await status("cn2"), /deleted/);
+      assert.ok(!existsSync(`${fs2}/sim/etc/vz/conf/1045.conf`));
+      assert.ok(!existsSync(R1) && !existsSync(`${fs1}/sim/etc/vz/conf/1045.conf`));
+    } finally {
+      for (const c of cleanups.reverse()) await c().catch(() => {});
+    }
+  },
+});
