@@ -16,72 +16,26 @@
  * Test-only additions (not privileges): env_keep of the simulator's root variables, which a
  * real node does not have; the simulator's tools linked as /usr/sbin/vz* where nothing is.
  */
+import { canRunPrivilegeTests, leastPrivilege, must } from "./least_privilege.ts";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import * as one from "../../fixtures/oned/driver.ts";
-import { bedSite, installDevRemotes, run, SIM_BIN, startBed } from "../testbed/mod.ts";
+import { bedSite, installDevRemotes, run, startBed } from "../testbed/mod.ts";
 import { makeTemplateTarball, REPO } from "../helpers/simnode.ts";
 
-const SUDOERS = "/etc/sudoers.d/onevz-test-migrate";
-const SUDOERS_ENV = "/etc/sudoers.d/onevz-test-migrate-simenv";
-const TOOLS = ["vzctl", "vzlist", "vzmigrate", "vzfirewall"];
 const VPS145 = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
-
-async function must(cmd: string, args: string[]) {
-  const r = await run(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-  return r;
-}
-
-const canRun = Deno.uid() === 0 && existsSync("/usr/bin/sudo") && existsSync("/usr/sbin/sshd");
 
 Deno.test({
   name: "privilege: node-mode live migration as oneadmin with only the `install --sudoers` rules",
-  ignore: !canRun,
+  ignore: !canRunPrivilegeTests,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
     const cleanups: (() => Promise<unknown>)[] = [];
     try {
-      // oneadmin in group cloud (left in place: a user account is harmless and reusable).
-      if ((await run("getent", ["group", "cloud"])).code !== 0) await must("groupadd", ["cloud"]);
-      if ((await run("id", ["oneadmin"])).code !== 0) {
-        await must("useradd", ["-m", "-g", "cloud", "-s", "/bin/bash", "oneadmin"]);
-      }
-      await must("usermod", ["-a", "-G", "cloud", "oneadmin"]);
-      const uid = Number((await must("id", ["-u", "oneadmin"])).stdout.trim());
-      const gid = Number((await must("id", ["-g", "oneadmin"])).stdout.trim());
-
-      // The rules, exactly as printed; no ALL anywhere.
-      const rules = (await must(`${REPO}/node_modules/.bin/deno`, [
-        "run",
-        "-A",
-        "--quiet",
-        `${REPO}/main.ts`,
-        "install",
-        "--sudoers",
-      ])).stdout;
-      assert.doesNotMatch(rules.replace(/^#.*$/gm, ""), /NOPASSWD:\s*ALL\b|\(ALL(:ALL)?\)/);
-      for (
-        const [path, text] of [[SUDOERS, rules], [
-          SUDOERS_ENV,
-          'Defaults:%cloud env_keep += "OVZ_SIM_ROOT ONEVZ_SYSROOT OVZ_SIM_SSH_CONFIG"\n',
-        ]]
-      ) {
-        const tmp = `${path}.tmp`;
-        await Deno.writeTextFile(tmp, text, { mode: 0o440 });
-        const check = await run("visudo", ["-cf", tmp]);
-        if (check.code !== 0) await Deno.remove(tmp).catch(() => {});
-        assert.equal(check.code, 0, `visudo: ${check.stdout}${check.stderr}`);
-        await Deno.rename(tmp, path);
-        cleanups.push(() => Deno.remove(path));
-      }
-      for (const t of TOOLS) {
-        const p = `/usr/sbin/${t}`;
-        if (existsSync(p)) continue;
-        await Deno.symlink(`${SIM_BIN}/${t}`, p);
-        cleanups.push(() => Deno.remove(p));
-      }
+      const lp = await leastPrivilege("onevz-test-migrate");
+      cleanups.push(() => lp.undo());
+      const { uid, gid } = lp;
 
       const bed = await startBed({
         nodes: [
