@@ -23,7 +23,8 @@ export function ok(id: string, scope: string, message: string): CheckResult {
   return { id, scope, status: "ok", message };
 }
 
-export function warn(
+function withFix(
+  status: "warning" | "failure",
   id: string,
   scope: string,
   message: string,
@@ -33,11 +34,21 @@ export function warn(
   return {
     id,
     scope,
-    status: "warning",
+    status,
     message,
     ...(fix ? { fix } : {}),
     ...(detail ? { detail } : {}),
   };
+}
+
+export function warn(
+  id: string,
+  scope: string,
+  message: string,
+  fix?: string,
+  detail?: string[],
+): CheckResult {
+  return withFix("warning", id, scope, message, fix, detail);
 }
 
 export function fail(
@@ -47,14 +58,7 @@ export function fail(
   fix?: string,
   detail?: string[],
 ): CheckResult {
-  return {
-    id,
-    scope,
-    status: "failure",
-    message,
-    ...(fix ? { fix } : {}),
-    ...(detail ? { detail } : {}),
-  };
+  return withFix("failure", id, scope, message, fix, detail);
 }
 
 /** Output of one probe run on a host: exit status and combined output. */
