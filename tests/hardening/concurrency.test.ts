@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { makeSimNode, makeTemplateTarball, run, type SimNode } from "../helpers/simnode.ts";
-import { TEMPLATES } from "./fault_node.ts";
+import { simVm, TEMPLATES } from "./fault_node.ts";
 
 const OPTS = { sanitizeOps: false, sanitizeResources: false } as const;
 const BASE = await Deno.readTextFile(`${TEMPLATES}/vswap-basic.xml`);
@@ -122,37 +122,6 @@ Deno.test({
   },
 });
 
-/** A running CT made with the simulator (deploy's layout), SAVE=yes on its OS disk. */
-async function simVm(node: SimNode, vid: number) {
-  const ctid = String(1000 + vid);
-  const r = `${node.vmDir}${vid}/images`;
-  await Deno.mkdir(r, { recursive: true });
-  await Deno.writeTextFile(
-    `${r}/deployment.0`,
-    `<TEMPLATE><DISK><DISK_ID><![CDATA[0]]></DISK_ID><SAVE><![CDATA[yes]]></SAVE></DISK>` +
-      `<VMID><![CDATA[${vid}]]></VMID></TEMPLATE>`,
-  );
-  for (
-    const argv of [
-      [
-        "create",
-        ctid,
-        "--ostemplate",
-        "debian-7.0-x86_64",
-        "--private",
-        `${r}/private`,
-        "--root",
-        `${r}/root`,
-      ],
-      ["start", ctid],
-    ]
-  ) {
-    const o = await node.tool("vzctl", argv);
-    if (o.code !== 0) throw new Error(o.stderr);
-  }
-  return { ctid, r };
-}
-
 Deno.test({
   name: "concurrency: shutdown + poll, save + shutdown on one container → serialised, consistent",
   ...OPTS,
@@ -160,7 +129,7 @@ Deno.test({
     const node = await makeSimNode({ flavour: "ubc" });
     try {
       // shutdown and two polls at once.
-      const a = await simVm(node, 66);
+      const a = await simVm(node, 66, { save: true });
       const [sd, p1, p2] = await Promise.all([
         node.action("shutdown", [a.ctid]),
         node.action("poll", [a.ctid]),
@@ -174,7 +143,7 @@ Deno.test({
 
       // save and shutdown at once: whichever takes the lock first, the other sees its result.
       for (const vid of [67, 68]) {
-        const b = await simVm(node, vid);
+        const b = await simVm(node, vid, { save: true });
         const cp = `${b.r}/checkpoint`;
         const [sv, sd2] = await Promise.all([
           node.action("save", [b.ctid, cp]),

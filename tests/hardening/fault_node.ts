@@ -259,3 +259,44 @@ export async function killAction(s: Spawned): Promise<void> {
     } catch { /* already gone */ }
   }
 }
+
+/** A running CT laid out like deploy does (R = VM_DIR/<vid>/images), made with the sim's vzctl. */
+export async function simVm(
+  node: SimNode,
+  vid: number,
+  opts: { save?: boolean; start?: boolean } = {},
+) {
+  const ctid = String(1000 + vid);
+  const r = `${node.vmDir}${vid}/images`;
+  await Deno.mkdir(r, { recursive: true });
+  const save = opts.save ? "<SAVE><![CDATA[yes]]></SAVE>" : "";
+  await Deno.writeTextFile(
+    `${r}/deployment.0`,
+    `<TEMPLATE><DISK><DISK_ID><![CDATA[0]]></DISK_ID><IMAGE><![CDATA[debian-7.0-x86_64]]></IMAGE>` +
+      `${save}</DISK><MEMORY><![CDATA[256]]></MEMORY><VMID><![CDATA[${vid}]]></VMID></TEMPLATE>`,
+  );
+  for (
+    const argv of [
+      [
+        "create",
+        ctid,
+        "--ostemplate",
+        "debian-7.0-x86_64",
+        "--private",
+        `${r}/private`,
+        "--root",
+        `${r}/root`,
+      ],
+      ["set", ctid, "--ipadd", `10.1.0.${vid}`, "--save"],
+      ...(opts.start === false ? [] : [["start", ctid]]),
+    ]
+  ) {
+    const o = await node.tool("vzctl", argv);
+    if (o.code !== 0) throw new Error(`vzctl ${argv.join(" ")}: ${o.stderr}`);
+  }
+  await Deno.writeTextFile(`${r}/private/root/marker`, "user data\n").catch(async () => {
+    await Deno.mkdir(`${r}/private/root`, { recursive: true });
+    await Deno.writeTextFile(`${r}/private/root/marker`, "user data\n");
+  });
+  return { vid, ctid, r };
+}

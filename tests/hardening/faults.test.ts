@@ -29,6 +29,7 @@ import {
   killAction,
   nodeState,
   runInProcess,
+  simVm,
   spawnAction,
   stateDiff,
   TEMPLATES,
@@ -57,43 +58,6 @@ async function prolog(node: SimNode, vmid: number) {
   await Deno.writeTextFile(`${images}/disk.2/init.sh`, "echo init\n");
   await Deno.writeTextFile(`${images}/disk.2/id_rsa.pub`, "ssh-rsa AAAA test\n");
   return images;
-}
-
-/** A running CT laid out like deploy does (R = VM_DIR/<vid>/images), made with the sim's vzctl. */
-async function simVm(node: SimNode, vid: number, opts: { save?: boolean; start?: boolean } = {}) {
-  const ctid = String(1000 + vid);
-  const r = `${node.vmDir}${vid}/images`;
-  await Deno.mkdir(r, { recursive: true });
-  const save = opts.save ? "<SAVE><![CDATA[yes]]></SAVE>" : "";
-  await Deno.writeTextFile(
-    `${r}/deployment.0`,
-    `<TEMPLATE><DISK><DISK_ID><![CDATA[0]]></DISK_ID><IMAGE><![CDATA[debian-7.0-x86_64]]></IMAGE>` +
-      `${save}</DISK><MEMORY><![CDATA[256]]></MEMORY><VMID><![CDATA[${vid}]]></VMID></TEMPLATE>`,
-  );
-  for (
-    const argv of [
-      [
-        "create",
-        ctid,
-        "--ostemplate",
-        "debian-7.0-x86_64",
-        "--private",
-        `${r}/private`,
-        "--root",
-        `${r}/root`,
-      ],
-      ["set", ctid, "--ipadd", `10.1.0.${vid}`, "--save"],
-      ...(opts.start === false ? [] : [["start", ctid]]),
-    ]
-  ) {
-    const o = await node.tool("vzctl", argv);
-    if (o.code !== 0) throw new Error(`vzctl ${argv.join(" ")}: ${o.stderr}`);
-  }
-  await Deno.writeTextFile(`${r}/private/root/marker`, "user data\n").catch(async () => {
-    await Deno.mkdir(`${r}/private/root`, { recursive: true });
-    await Deno.writeTextFile(`${r}/private/root/marker`, "user data\n");
-  });
-  return { vid, ctid, r };
 }
 
 async function status(node: SimNode, ctid: string | number) {
