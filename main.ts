@@ -3,14 +3,15 @@
  * named after an action (deploy, poll, tm-clone, …), otherwise on the first argument
  * (`onevz deploy …`). Prints errors once, on stderr, and maps them to exit codes.
  */
-import { basename } from "node:path";
-import process from "node:process";
-import { parseArgs } from "node:util";
+//
+// Start-up cost matters (oned polls every VM of a node through here), so this file imports
+// only what every invocation needs: Node built-ins (node:process alone costs ~10 ms), the ssh
+// host and the option parser are loaded when an invocation needs them.
 import { type CommandEntry, COMMANDS, findCommand } from "./src/cli/commands.ts";
 import type { CommandContext, Io } from "./src/cli/context.ts";
 import { EXIT_FAILURE, EXIT_USAGE, OnevzError, UsageError } from "./src/cli/errors.ts";
+import type { Host } from "./src/host/host.ts";
 import { LocalHost } from "./src/host/local.ts";
-import { SshHost } from "./src/host/ssh.ts";
 import { VERSION } from "./src/version.ts";
 
 const io: Io = {
@@ -56,6 +57,25 @@ function commandHelp(c: CommandEntry): string {
   ].join("\n");
 }
 
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/**
+ * argv[0] as the process was started (a remotes entry named `poll`, or `exec -a poll`): the
+ * first NUL-terminated field of /proc/self/cmdline, which is what Node's process.argv0 reports;
+ * node:process is only loaded where /proc is not mounted.
+ */
+export async function invokedName(): Promise<string> {
+  try {
+    const cmdline = Deno.readFileSync("/proc/self/cmdline");
+    const end = cmdline.indexOf(0);
+    return new TextDecoder().decode(end < 0 ? cmdline : cmdline.subarray(0, end));
+  } catch {
+    return (await import("node:process")).default.argv0;
+  }
+}
+
 /** Resolve the command and its arguments from argv[0] or the first argument. */
 export function resolveInvocation(argv0: string, args: string[]): {
   command?: CommandEntry;
@@ -85,25 +105,26 @@ export async function main(argv0: string, args: string[]): Promise<number> {
       io.out(commandHelp(command));
       return 0;
     }
-    const ctx = buildContext(command, rest);
+    const [ctx, impl] = await Promise.all([buildContext(command, rest), command.load()]);
     try {
-      return await (await command.load()).default(ctx);
+      return await impl.default(ctx);
     } finally {
       // Agentless: end the action's multiplexed ssh connection (ControlMaster) now.
-      if (ctx.host instanceof SshHost) await ctx.host.close();
+      await ctx.host.close();
     }
   } catch (e) {
     return report(e);
   }
 }
 
-function buildContext(command: CommandEntry, rest: string[]): CommandContext {
+async function buildContext(command: CommandEntry, rest: string[]): Promise<CommandContext> {
   let positionals: string[] = rest;
   let flags: Record<string, string | boolean> = {};
   if (command.options) {
     const options = Object.fromEntries(
       Object.entries(command.options).map(([k, t]) => [k, { type: t }]),
     );
+    const { parseArgs } = await import("node:util");
     try {
       const parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
       positionals = parsed.positionals;
@@ -115,12 +136,13 @@ function buildContext(command: CommandEntry, rest: string[]): CommandContext {
   const env = (name: string) => Deno.env.get(name);
   const agentless = env("ONEVZ_MODE") === "agentless" && command.driverAction !== undefined &&
     command.driverAction !== "tm";
-  let host;
+  let host: Host;
   if (agentless) {
     // one_vmm_sh passes the host first; run_probes passes `<hypervisor> <host>` to probes.
     const hostName = command.driverAction === "im" ? positionals.at(-1) : positionals[0];
     if (!hostName) throw new UsageError(`${command.name}: missing host (agentless mode)`);
     positionals = command.driverAction === "im" ? positionals.slice(0, -1) : positionals.slice(1);
+    const { SshHost } = await import("./src/host/ssh.ts");
     host = new SshHost(hostName, { sysroot: env("ONEVZ_NODE_SYSROOT") });
   } else {
     host = new LocalHost();
@@ -157,6 +179,6 @@ function report(e: unknown): number {
 }
 
 if (import.meta.main) {
-  const code = await main(process.argv0, Deno.args);
+  const code = await main(await invokedName(), Deno.args);
   Deno.exit(code === 42 ? EXIT_FAILURE : code);
 }

@@ -280,11 +280,13 @@ export function sudoersLines(group = "cloud"): string {
   const tools = ["vzctl", "vzlist", "vzmigrate", "vzfirewall"].map((t) => `/usr/sbin/${t}`);
   // Debian/Ubuntu and CentOS ≥ 7 keep these in /usr/bin (with /bin a symlink), CentOS 5/6
   // in /bin: list both spellings, sudo matches the path it resolves.
-  // od (archive magic), cmp (cached template), find (context files), chown (dumps and saved
-  // disks handed to R's owner), gzip/bzip2/xz (verifying a saved disk) are run privileged too.
+  // tail (poll reads several /proc files in one call), od (archive magic), cmp (cached
+  // template), find (context files), chown (dumps and saved disks handed to R's owner),
+  // gzip/bzip2/xz (verifying a saved disk) are run privileged too.
   const helpers = [
     "tar",
     "cat",
+    "tail",
     "dd",
     "mv",
     "rm",

@@ -49,6 +49,9 @@ export abstract class Host {
   /** Spawn the command exactly as given; implementations never involve a local shell. */
   protected abstract spawn(argv: readonly string[], opts: RunOptions): Promise<RunResult>;
 
+  /** Release what the host holds open (an ssh master connection); a no-op by default. */
+  async close(): Promise<void> {}
+
   observe(observer: CommandObserver): () => void {
     this.observers.push(observer);
     return () => {
@@ -81,6 +84,31 @@ export abstract class Host {
       throw new CommandError(this.name, ["cat", "--", path], r.status, r.stdout, r.stderr);
     }
     return null;
+  }
+
+  /**
+   * Several text files at once, null for each that does not exist, in one command:
+   * `tail -v -n +1 -- a b …` prints every file whole after a `==> name <==` header (GNU tail),
+   * so a poll through sudo or ssh costs one process or round trip instead of one per file.
+   */
+  async readFiles(
+    paths: readonly string[],
+    opts: { privileged?: boolean } = {},
+  ): Promise<(string | null)[]> {
+    if (paths.length === 0) return [];
+    const argv = ["tail", "-v", "-n", "+1", "--", ...paths];
+    const r = await this.run(argv, { ...opts, check: false });
+    const found = splitTailOutput(r.stdout, paths);
+    if (r.status !== 0) {
+      // Only files tail could not find may be missing; any other complaint is an error.
+      const unexplained = r.stderr.split("\n").filter((line) =>
+        line.trim() !== "" && !/No such file or directory/.test(line)
+      );
+      if (unexplained.length > 0 || paths.every((_, i) => found[i] !== null)) {
+        throw new CommandError(this.name, argv, r.status, r.stdout, r.stderr);
+      }
+    }
+    return found;
   }
 
   /**
@@ -150,4 +178,33 @@ export abstract class Host {
 export async function readAll(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
   if (!stream) return new Uint8Array();
   return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * Split `tail -v -n +1 -- paths…` output into the files' contents (null where no header was
+ * printed, i.e. tail could not open the file). Headers are `==> path <==` lines, each one
+ * after the first preceded by an empty line that tail adds.
+ */
+export function splitTailOutput(out: string, paths: readonly string[]): (string | null)[] {
+  const result: (string | null)[] = paths.map(() => null);
+  let open = -1; // the file whose content is being read
+  let contentStart = 0;
+  for (let i = 0; i < paths.length; i++) {
+    const header = `==> ${paths[i]} <==\n`;
+    let contentEnd: number;
+    let headerStart: number;
+    if (open < 0) {
+      if (!out.startsWith(header)) continue;
+      contentEnd = headerStart = 0;
+    } else {
+      contentEnd = out.indexOf(`\n${header}`, contentStart);
+      if (contentEnd < 0) continue;
+      headerStart = contentEnd + 1;
+    }
+    if (open >= 0) result[open] = out.slice(contentStart, contentEnd);
+    open = i;
+    contentStart = headerStart + header.length;
+  }
+  if (open >= 0) result[open] = out.slice(contentStart);
+  return result;
 }

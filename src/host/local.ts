@@ -3,14 +3,13 @@
  * front-end). When no privilege change is needed, file helpers use the file system directly.
  */
 import { Host, type RunOptions, type RunResult } from "./host.ts";
-import { hostname } from "node:os";
 
 export class LocalHost extends Host {
   readonly name: string;
 
   constructor(opts: { name?: string; sysroot?: string; useSudo?: boolean } = {}) {
     super();
-    this.name = opts.name ?? (hostname() || "localhost");
+    this.name = opts.name ?? (Deno.hostname() || "localhost");
     this.sysroot = opts.sysroot ?? Deno.env.get("ONEVZ_SYSROOT") ?? "";
     this.useSudo = opts.useSudo ?? (Deno.uid() !== 0);
   }
@@ -73,6 +72,11 @@ export class LocalHost extends Host {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     }
+  }
+
+  override readFiles(paths: readonly string[], opts: { privileged?: boolean } = {}) {
+    if (!this.direct(opts)) return super.readFiles(paths, opts);
+    return Promise.all(paths.map((p) => this.readFile(p)));
   }
 
   override async exists(path: string, opts: { privileged?: boolean } = {}) {

@@ -86,7 +86,7 @@ export class SshHost extends Host {
   }
 
   /** Close the multiplexed connection, if one was opened. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     if (!this.controlPath) return;
     const args = this.sshArgv();
     const target = args.pop()!;

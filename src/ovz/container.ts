@@ -7,9 +7,6 @@
  * except the files listed in docs (records beside the checkpoint, R/ctid.conf, the poll sample
  * and the lock directory).
  */
-import { hostname } from "node:os";
-import process from "node:process";
-import { posix } from "node:path";
 import { OnevzError } from "../cli/errors.ts";
 import type { Host } from "../host/host.ts";
 import { expandVeid, parseVzConf } from "./parsers.ts";
@@ -52,7 +49,7 @@ export function describeContainer(
   if (!privateDir.startsWith("/")) {
     throw new OnevzError(`${confPath}: VE_PRIVATE is not an absolute path`);
   }
-  const imagesDir = posix.dirname(privateDir);
+  const imagesDir = privateDir.slice(0, privateDir.lastIndexOf("/")) || "/";
   return {
     ctid,
     confPath,
@@ -125,7 +122,9 @@ interface LockOwner {
 
 export type Unlock = () => Promise<void>;
 
-function pidAlive(pid: number): boolean {
+/** Signal 0: does the process exist? (node:process is loaded only when a lock is contended.) */
+async function pidAlive(pid: number): Promise<boolean> {
+  const { default: process } = await import("node:process");
   try {
     process.kill(pid, 0);
     return true;
@@ -140,8 +139,8 @@ async function lockIsStale(host: Host, dir: string, staleMinutes: number): Promi
     const text = await host.readFile(`${dir}/owner`);
     if (text) owner = JSON.parse(text) as LockOwner;
   } catch { /* unreadable owner: judge by age */ }
-  if (owner && owner.host === hostname() && Number.isInteger(owner.pid)) {
-    if (!pidAlive(owner.pid)) return true;
+  if (owner && owner.host === Deno.hostname() && Number.isInteger(owner.pid)) {
+    if (!(await pidAlive(owner.pid))) return true;
   }
   const since = owner?.since ?? await dirMtimeMs(host, dir);
   return since !== undefined && Date.now() - since > staleMinutes * 60_000;
@@ -202,7 +201,7 @@ export async function lockContainer(
     }
     await new Promise((res) => setTimeout(res, opts.pollMs ?? 500));
   }
-  const me: LockOwner = { pid: process.pid, host: hostname(), action, since: Date.now() };
+  const me: LockOwner = { pid: Deno.pid, host: Deno.hostname(), action, since: Date.now() };
   await host.writeFileAtomic(`${dir}/owner`, JSON.stringify(me) + "\n");
   return async () => {
     await host.remove(dir, { recursive: true }).catch(() => {});

@@ -127,6 +127,34 @@ export function parseBeancounters(text: string): BeancounterTable {
 }
 
 // ---------------------------------------------------------------------------------------------
+// One container's part of a /proc table
+
+/**
+ * The part of a /proc table that belongs to one container, for the full parsers above and
+ * below: its line (`/proc/vz/vestat`, `/proc/vz/venetstat`, `/proc/vz/veinfo`), or with
+ * `block` its `<id>:` row and the rows that follow up to the next `<id>:` (beancounters).
+ * Poll reads one container out of tables that list every container on the node, megabytes
+ * at 1000 containers: a regex search finds its place without splitting the rest into lines.
+ */
+export function veidSection(text: string, veid: number, opts: { block?: boolean } = {}): string {
+  if (!Number.isSafeInteger(veid) || veid < 0) return "";
+  const start = new RegExp(`^[ \\t]*${veid}${opts.block ? ":" : "[ \\t]"}`, "m").exec(text);
+  if (!start) return "";
+  const from = start.index;
+  const lineEnd = (i: number) => {
+    const n = text.indexOf("\n", i);
+    return n < 0 ? text.length : n + 1;
+  };
+  let to = lineEnd(from);
+  if (opts.block) {
+    const next = /^[ \t]*\d+:/gm;
+    next.lastIndex = to;
+    to = next.exec(text)?.index ?? text.length;
+  }
+  return text.slice(from, to);
+}
+
+// ---------------------------------------------------------------------------------------------
 // /proc/vz/vestat
 
 export interface VestatRow {

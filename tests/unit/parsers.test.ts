@@ -15,9 +15,10 @@ import {
   parseVzConf,
   parseVzctlStatus,
   parseVzlistRows,
+  veidSection,
 } from "../../src/ovz/parsers.ts";
 import { describeContainer, vmidFromImagesDir } from "../../src/ovz/container.ts";
-import { osDiskOf } from "../../src/actions/vmm/common.ts";
+import { osDiskOf } from "../../src/actions/vmm/driver_files.ts";
 
 const VZLIST_A = `      CTID      NPROC STATUS    IP_ADDR         HOSTNAME
        101         12 running   10.0.0.101      ct101.example.com
@@ -278,4 +279,46 @@ Deno.test("deployment file: OS disk and SAVE", () => {
     save: true,
   });
   assert.throws(() => osDiskOf("<VM_POOL/>"));
+});
+
+Deno.test("one container's section of a /proc table parses as in the whole table", () => {
+  // Ids that are prefixes of one another (10, 101, 1010) and both beancounter layouts.
+  const ids = [0, 10, 101, 1010, 2147483644];
+  const block = (id: number, i: number) =>
+    `${String(id).padStart(10)}:${i % 2 ? " " : "  "}kmemsize  ${id} 2 3 4 0\n` +
+    `            privvmpages  ${id + 1} 5 6 7 0\n            dummy 0 0 0 0 0\n` +
+    `            physpages  ${id + 2} 9 0 65536 ${i}\n`;
+  const bc = "Version: 2.5\n       uid  resource  held maxheld barrier limit failcnt\n" +
+    ids.map(block).join("");
+  const vestatRow = (id: number) =>
+    `${String(id).padStart(20)}${
+      [1, 0, 3, 4, 5, 0, 7 + id, 8 + id, 0, 0, 0].map((n) => String(n).padStart(21)).join("")
+    }\n`;
+  const vestat = VESTAT.split("\n").slice(0, 2).join("\n") + "\n" +
+    ids.filter((id) => id).map(vestatRow).join("");
+  const venet = ids.filter((id) => id).map((id) => `${id}  ${id}/${id * 2}   1/2\n`).join("");
+  const fullBc = parseBeancounters(bc);
+  const fullVestat = parseVestat(vestat);
+  const fullVenet = parseVenetstat(venet);
+  for (const id of ids) {
+    assert.deepEqual(
+      parseBeancounters(veidSection(bc, id, { block: true })).get(id),
+      fullBc.get(id),
+    );
+    assert.deepEqual(parseVestat(veidSection(vestat, id)).get(id), fullVestat.get(id));
+    assert.deepEqual(parseVenetstat(veidSection(venet, id)).get(id), fullVenet.get(id));
+  }
+  assert.ok(fullBc.get(1010) && fullVestat.get(1010) && fullVenet.get(1010));
+  // Absent containers (and ids that only occur as values or as a prefix) find nothing.
+  for (const id of [1, 102, 5, 3]) {
+    assert.equal(veidSection(bc, id, { block: true }), "");
+    assert.equal(veidSection(venet, id), "");
+  }
+  assert.equal(veidSection(bc, -1, { block: true }), "");
+  // The last block of a table runs to its end.
+  assert.equal(
+    parseBeancounters(veidSection(bc, 2147483644, { block: true })).get(2147483644)
+      ?.physpages.failcnt,
+    4,
+  );
 });

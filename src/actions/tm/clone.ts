@@ -4,7 +4,8 @@
  * Images go through a content-addressed cache on each node, `$VM_DIR/.onevz-cache/<sha256>`:
  *   1. the front-end hashes the source (cached in `<src>.sha256`, keyed by size and mtime);
  *   2. if the node already holds that digest, the final file is hard-linked (or copied when
- *      on another device) from the cache: no image bytes cross the network;
+ *      on another device) from the cache: no image bytes cross the network, and the whole
+ *      repeat clone is one command on the node;
  *   3. otherwise the bytes are streamed to a temporary name in the cache (`dd` on the node),
  *      checked with `sha256sum` on the node, renamed into the cache, then linked.
  * The final name only ever appears by rename, so a broken transfer leaves nothing under it.
@@ -52,6 +53,30 @@ export async function fileDigest(path: string, log?: TmLog): Promise<string> {
     log?.(`could not record the digest beside ${path} (read-only repository?)`);
   }
   return digest;
+}
+
+/**
+ * The repeat clone, in one command on the node (one ssh round trip): create the destination
+ * and cache directories and, when the cache holds the image, link (or copy) it to a temporary
+ * name and rename that to the target. Prints `hit` or `miss`. The script is a constant; paths
+ * travel as its positional parameters, quoted like every other argument.
+ */
+const PLACE_IF_CACHED = [
+  'mkdir -p -- "$1" "$2" || exit 1',
+  '[ -e "$3" ] || { echo miss; exit 0; }',
+  'ln -f -- "$3" "$5" 2>/dev/null || cp --sparse=always -- "$3" "$5" || { rm -f -- "$5"; exit 1; }',
+  'chmod a+rw -- "$5" 2>/dev/null',
+  'mv -f -- "$5" "$4" || { rm -f -- "$5"; exit 1; }',
+  "echo hit",
+].join("\n");
+
+async function placeIfCached(
+  node: Host,
+  p: { dstDir: string; cacheDir: string; cached: string; target: string },
+): Promise<boolean> {
+  const argv = ["sh", "-c", PLACE_IF_CACHED, "sh", p.dstDir, p.cacheDir, p.cached, p.target];
+  const r = await node.run([...argv, tempName(p.target)]);
+  return r.stdout.trim() === "hit";
 }
 
 /** Make `target` on the node a link (or copy) of `cached`, appearing only by rename. */
@@ -123,25 +148,24 @@ export async function clone(ctx: CommandContext, log: TmLog): Promise<void> {
     const dstDir = nodeJoin(dstPath, "..");
     log(`DST: ${dstPath}`);
     log(`Creating directory ${dstDir}`);
-    await node.mkdirp(dstDir);
     log(`Cloning ${srcPath} (sha256 ${digest})`);
     const layout = splitVmPath(dstPath);
     if (!layout) {
       log(`${dstPath} is not under $VM_DIR/<vid>/images: copying without the node cache`);
+      await node.mkdirp(dstDir);
       await sendVerified(node, srcPath, digest, dstPath, log);
       return;
     }
     const cacheDir = nodeJoin(layout.vmDir, CACHE_DIR_NAME);
     const cached = nodeJoin(cacheDir, digest);
-    await node.mkdirp(cacheDir);
-    if (await node.exists(cached)) {
+    if (await placeIfCached(node, { dstDir, cacheDir, cached, target: dstPath })) {
       log(`cache hit on ${node.name}: ${cached} (0 image bytes sent)`);
     } else {
       log(`cache miss on ${node.name}: sending the image`);
       await sendVerified(node, srcPath, digest, cached, log);
       await node.run(["chmod", "a+r", "--", cached], { check: false });
+      await placeFromCache(node, cached, dstPath, log);
     }
-    await placeFromCache(node, cached, dstPath, log);
     log(`Placed ${node.name}:${dstPath}`);
   } finally {
     await closeHosts(node);

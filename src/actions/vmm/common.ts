@@ -1,14 +1,13 @@
 /**
  * Steps shared by the VMM actions (shutdown, cancel, save, restore, migrate, poll, reboot):
- * argument validation, vzctl calls, the container's state, the OS disk of the deployment file,
- * the checkpoint record and handing root-written files over to the images directory's owner.
+ * argument validation, vzctl calls, the container's state, the checkpoint record and handing
+ * root-written files over to the images directory's owner. Kept free of the XML parser and zod
+ * (see driver_files.ts) so that poll starts fast.
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { InvalidInputError, OnevzError } from "../../cli/errors.ts";
 import type { Host, RunResult } from "../../host/host.ts";
-import { ctidForVmid, DEFAULT_CTID_OFFSET, parseCtid } from "../../one/ctid.ts";
-import { parseDriverConfig } from "../../one/config.ts";
-import { parseTemplateXml, vectors } from "../../one/template.ts";
+import { parseCtid } from "../../one/ctid.ts";
 import { parseVzctlStatus, type VzctlStatus } from "../../ovz/parsers.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -101,31 +100,6 @@ export async function destroyContainer(ctx: CommandContext, ctid: number): Promi
 }
 
 // ---------------------------------------------------------------------------------------------
-// The deployment file's OS disk
-
-export interface OsDisk {
-  diskId: string;
-  /** SAVE=yes (any case) or SAVE_AS present: shutdown must leave R/disk.<DISK_ID>. */
-  save: boolean;
-}
-
-/**
- * The OS disk of a deployment file (`<TEMPLATE>` or a full `<VM>` document): the first DISK
- * whose TYPE is not swap. Undefined when there is none.
- */
-export function osDiskOf(xml: string): OsDisk | undefined {
-  const disks = vectors(parseTemplateXml(xml), "DISK");
-  const os = disks.find((d) => (d.TYPE ?? "").trim().toLowerCase() !== "swap");
-  if (!os) return undefined;
-  const diskId = (os.DISK_ID ?? "").trim() || String(disks.indexOf(os));
-  if (!/^\d+$/.test(diskId)) throw new OnevzError(`OS disk has a bad DISK_ID ${diskId}`);
-  return {
-    diskId,
-    save: (os.SAVE ?? "").trim().toLowerCase() === "yes" || (os.SAVE_AS ?? "").trim() !== "",
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Checkpoint record: <checkpoint>.onevz.json, written by save, read by restore and poll.
 
 export interface CheckpointRecord {
@@ -164,27 +138,6 @@ export async function writeRecord(host: Host, checkpoint: string, rec: Checkpoin
   await host.writeFileAtomic(recordPathFor(checkpoint), JSON.stringify(rec) + "\n", {
     mode: 0o644,
   });
-}
-
-/** CTID_OFFSET from the defaults file (remotes vmm/ovz/vmm_ssh_ovz.conf), else 1000. */
-export async function ctidOffset(ctx: CommandContext): Promise<number> {
-  const file = ctx.remotesDir ? `${ctx.remotesDir}/vmm/ovz/vmm_ssh_ovz.conf` : undefined;
-  if (!file) return DEFAULT_CTID_OFFSET;
-  let text: string | null = null;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch { /* no defaults file: built-in defaults */ }
-  return parseDriverConfig(text, file).ctidOffset;
-}
-
-/** CTID from `…/<vid>/images/checkpoint` with the configured offset. */
-export async function ctidFromCheckpointPath(
-  ctx: CommandContext,
-  checkpoint: string,
-): Promise<number | undefined> {
-  const m = /\/(\d+)\/+images\/+[^/]+$/.exec(checkpoint);
-  if (!m) return undefined;
-  return ctidForVmid(Number(m[1]), await ctidOffset(ctx));
 }
 
 // ---------------------------------------------------------------------------------------------

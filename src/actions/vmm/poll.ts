@@ -15,11 +15,13 @@
  *    the kernel's per-container accounting in /proc/vz/venetstat (all traffic classes
  *    summed); both when the CT has both. Never runs anything inside the CT.
  *  - Values are clamped to 2147483647 (oned reads 32-bit ints), with a note on stderr.
- * Only one vzctl call (status); everything else is read from files.
+ * Cost (oned polls every VM of every node): one external process as root (`vzctl status`);
+ * CTID.conf and the root-only /proc files come in one batch (Host.readFiles: one `sudo -n tail` as non-root, one round trip over ssh), and
+ * only the container's own rows are parsed out of tables listing every container.
  */
 import type { CommandContext } from "../../cli/context.ts";
 import type { Host } from "../../host/host.ts";
-import { type ContainerInfo, findContainer } from "../../ovz/container.ts";
+import { confPathFor, type ContainerInfo, describeContainer } from "../../ovz/container.ts";
 import {
   cpuPercent,
   netifHostNames,
@@ -27,18 +29,30 @@ import {
   parseNetDev,
   parseVenetstat,
   parseVestat,
+  veidSection,
 } from "../../ovz/parsers.ts";
 import { ctStatus, deployIdArg, note, readRecord } from "./common.ts";
 
 export const POLL_SAMPLE = ".onevz-poll.json";
 const INT_MAX = 2147483647;
 
+/** What poll reads, in one batch: CTID.conf and the kernel's accounting tables. */
+interface PollFiles {
+  conf: string | null;
+  beancounters: string | null;
+  vswap: boolean;
+  vestat: string | null;
+  venetstat: string | null;
+  netDev: string | null;
+}
+
 export default async function poll(ctx: CommandContext): Promise<number> {
   const ctid = deployIdArg(ctx.args[0]);
-  const ct = await findContainer(ctx.host, ctid);
-  if (!ct) return print(ctx, "d");
+  // Status first, then the files: /proc then already reflects the state vzctl reported.
   const st = await ctStatus(ctx, ctid);
-  if (!st.exists) return print(ctx, "d");
+  const files = await readPollFiles(ctx.host, ctid);
+  if (files.conf === null || !st.exists) return print(ctx, "d");
+  const ct = describeContainer(ctid, confPathFor(ctx.host, ctid), files.conf);
   if (!st.running) {
     if (st.mounted) return print(ctx, "e");
     const checkpoint = `${ct.imagesDir}/checkpoint`;
@@ -48,11 +62,31 @@ export default async function poll(ctx: CommandContext): Promise<number> {
     return print(ctx, st.suspended || saved ? "p" : "d");
   }
   const values = {
-    USEDMEMORY: await memoryKb(ctx.host, ctid),
-    USEDCPU: Math.round(await cpu(ctx, ct)),
-    ...await network(ctx.host, ct),
+    USEDMEMORY: memoryKb(files, ctid),
+    USEDCPU: Math.round(await cpu(ctx, ct, files.vestat)),
+    ...network(files, ct),
   };
   return print(ctx, "a", values);
+}
+
+async function readPollFiles(host: Host, ctid: number): Promise<PollFiles> {
+  const paths = [
+    confPathFor(host, ctid),
+    host.sysPath("/proc/bc/resources"),
+    host.sysPath("/proc/vz/vswap"),
+    host.sysPath("/proc/vz/vestat"),
+    host.sysPath("/proc/vz/venetstat"),
+    host.sysPath("/proc/net/dev"),
+  ];
+  const [conf, bcResources, vswap, vestat, venetstat, netDev] = await host.readFiles(paths, {
+    privileged: true,
+  });
+  // Kernels without /proc/bc/resources (the older UBC ones) only have user_beancounters.
+  const beancounters = conf === null || bcResources !== null ? bcResources : await host.readFile(
+    host.sysPath("/proc/user_beancounters"),
+    { privileged: true },
+  );
+  return { conf, beancounters, vswap: vswap !== null, vestat, venetstat, netDev };
 }
 
 function print(ctx: CommandContext, state: string, values?: Record<string, number>): number {
@@ -69,20 +103,17 @@ function print(ctx: CommandContext, state: string, values?: Record<string, numbe
   return 0;
 }
 
-async function memoryKb(host: Host, ctid: number): Promise<number> {
-  const text = await host.readFile(host.sysPath("/proc/bc/resources"), { privileged: true }) ??
-    await host.readFile(host.sysPath("/proc/user_beancounters"), { privileged: true });
-  const bc = text ? parseBeancounters(text).get(ctid) : undefined;
+function memoryKb(files: PollFiles, ctid: number): number {
+  const rows = files.beancounters ? veidSection(files.beancounters, ctid, { block: true }) : "";
+  const bc = parseBeancounters(rows).get(ctid);
   if (!bc) return 0;
-  const vswap = await host.exists(host.sysPath("/proc/vz/vswap"));
-  const held = (vswap ? bc.physpages : bc.privvmpages)?.held ?? 0;
+  const held = (files.vswap ? bc.physpages : bc.privvmpages)?.held ?? 0;
   return held * 4;
 }
 
-async function cpu(ctx: CommandContext, ct: ContainerInfo): Promise<number> {
+async function cpu(ctx: CommandContext, ct: ContainerInfo, vestat: string | null) {
   const host = ctx.host;
-  const text = await host.readFile(host.sysPath("/proc/vz/vestat"), { privileged: true });
-  const row = text ? parseVestat(text).get(ct.ctid) : undefined;
+  const row = vestat ? parseVestat(veidSection(vestat, ct.ctid)).get(ct.ctid) : undefined;
   if (!row) return 0;
   const samplePath = `${ct.imagesDir}/${POLL_SAMPLE}`;
   let prev: { uptime: bigint; used: bigint } | undefined;
@@ -96,13 +127,12 @@ async function cpu(ctx: CommandContext, ct: ContainerInfo): Promise<number> {
   return cpuPercent(row, prev);
 }
 
-async function network(host: Host, ct: ContainerInfo): Promise<{ NETRX: number; NETTX: number }> {
+function network(files: PollFiles, ct: ContainerInfo): { NETRX: number; NETTX: number } {
   let rx = 0n;
   let tx = 0n;
   const veths = netifHostNames(ct.conf.NETIF);
-  if (veths.length > 0) {
-    const text = await host.readFile(host.sysPath("/proc/net/dev"));
-    const devs = text ? parseNetDev(text) : new Map();
+  if (veths.length > 0 && files.netDev) {
+    const devs = parseNetDev(files.netDev);
     for (const name of veths) {
       const c = devs.get(name);
       if (c) {
@@ -111,10 +141,9 @@ async function network(host: Host, ct: ContainerInfo): Promise<{ NETRX: number; 
       }
     }
   }
-  if (ct.conf.IP_ADDRESS?.trim()) {
+  if (ct.conf.IP_ADDRESS?.trim() && files.venetstat) {
     // venet addresses: the kernel's per-container venet accounting (readable by root only).
-    const text = await host.readFile(host.sysPath("/proc/vz/venetstat"), { privileged: true });
-    const c = text ? parseVenetstat(text).get(ct.ctid) : undefined;
+    const c = parseVenetstat(veidSection(files.venetstat, ct.ctid)).get(ct.ctid);
     if (c) {
       rx += c.rxBytes;
       tx += c.txBytes;

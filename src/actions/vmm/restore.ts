@@ -22,7 +22,6 @@ import {
   absolutePathArg,
   checkpointInside,
   confCopyPathFor,
-  ctidFromCheckpointPath,
   ctStatus,
   deployIdArg,
   note,
@@ -30,6 +29,7 @@ import {
   vzctl,
   writeRecord,
 } from "./common.ts";
+import { ctidFromCheckpointPath } from "./driver_files.ts";
 
 export default async function restore(ctx: CommandContext): Promise<number> {
   const checkpoint = absolutePathArg(ctx.args[0], "checkpoint path");

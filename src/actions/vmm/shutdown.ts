@@ -16,14 +16,8 @@ import {
   latestDeployment,
   withContainerLock,
 } from "../../ovz/container.ts";
-import {
-  deployIdArg,
-  destroyContainer,
-  handOver,
-  note,
-  osDiskOf,
-  stopContainer,
-} from "./common.ts";
+import { deployIdArg, destroyContainer, handOver, note, stopContainer } from "./common.ts";
+import { osDiskOf } from "./driver_files.ts";
 
 export default async function shutdown(ctx: CommandContext): Promise<number> {
   const ctid = deployIdArg(ctx.args[0]);
