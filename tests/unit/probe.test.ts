@@ -215,3 +215,47 @@ Deno.test("probe: the real program (`onevz im-probe ovz cn1`) prints parseable o
     await Deno.remove(node.dir, { recursive: true });
   }
 });
+
+Deno.test("probe: CPU use over the monitoring interval, from the previous probe's sample", async () => {
+  const node = await makeNode();
+  const remotes = `${node.dir}/remotes`;
+  await Deno.mkdir(remotes);
+  const probe = async () => {
+    const r = await new Deno.Command(deno, {
+      args: ["run", "-A", "--quiet", `${root}main.ts`, "im-probe", "ovz", "cn1"],
+      env: {
+        ONEVZ_SYSROOT: node.sysroot,
+        OVZ_SIM_ROOT: node.sysroot,
+        ONEVZ_REMOTES: remotes,
+        PATH: `${node.bin}:${Deno.env.get("PATH")}`,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    return onedParse(new TextDecoder().decode(r.stdout));
+  };
+  try {
+    // First probe: no previous sample; /proc/stat does not move, so 0 % used.
+    assert.equal((await probe()).USEDCPU, "0");
+    const [sample] = [...Deno.readDirSync(remotes)].map((e) => e.name);
+    assert.match(sample, /^\.onevz-probe-.+\.json$/);
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(`${remotes}/${sample}`)), {
+      total: 100,
+      idle: 80,
+    });
+    // Between the probes the node spent 50 jiffies, 40 of them busy: 80 % of 3 cores.
+    await Deno.writeTextFile(
+      `${node.sysroot}/proc/stat`,
+      "cpu  50 0 10 90 0 0 0 0\ncpu0 5 0 5 40\ncpu1 5 0 5 40\ncpu2 0 0 0 0\n",
+    );
+    const second = await probe();
+    assert.equal(second.USEDCPU, "240");
+    assert.equal(second.FREECPU, "60");
+    // A sample from before a reboot (counters went back) is not used: sampled afresh.
+    await Deno.writeTextFile(`${remotes}/${sample}`, JSON.stringify({ total: 9e9, idle: 1 }));
+    assert.equal((await probe()).USEDCPU, "0");
+  } finally {
+    await Deno.remove(node.dir, { recursive: true });
+  }
+});

@@ -6,13 +6,14 @@
  * Prints KEY=VALUE lines; run_probes joins them into one line and oned replaces every comma by
  * a newline before parsing, so values never contain commas, values with blanks are quoted, and
  * quoted values hold no `"` or `=`. Units follow the stock probes: CPU in percent (100 per
- * core), memory in KB. CPU usage comes from two /proc/stat samples ~150 ms apart (never top).
+ * core), memory in KB. CPU usage comes from /proc/stat (never top): over the monitoring
+ * interval, against the sample the previous probe of the host left (probeSamplePath); the
+ * first probe, or one after a reboot, takes two samples ~150 ms apart.
  *
  * Reading (readProbeFacts, through the Host) is separate from formatting (formatProbe, pure).
  */
 import type { CommandContext } from "../../cli/context.ts";
 import type { Host } from "../../host/host.ts";
-import { SshHost } from "../../host/ssh.ts";
 
 export interface CpuSample {
   /** Sum of user..steal jiffies over all CPUs. */
@@ -174,13 +175,20 @@ export function formatProbe(f: ProbeFacts): string {
 
 // ---------------------------------------------------------------- reading (through the Host)
 
-/** A /proc file: from the sysroot when it has one there, else the real one. */
-async function readProc(host: Host, path: string): Promise<string> {
-  if (host.sysroot) {
-    const simulated = await host.readFile(host.sysPath(path)).catch(() => null);
-    if (simulated !== null) return simulated;
+const PROC_FILES = ["/proc/stat", "/proc/cpuinfo", "/proc/meminfo", "/proc/net/dev"];
+
+/** The /proc files, in one batch: from the sysroot where it has them, else the real ones. */
+async function readProcFiles(host: Host, extra: string[]): Promise<(string | null)[]> {
+  const inRoot = host.sysroot ? PROC_FILES.map((p) => host.sysPath(p)) : PROC_FILES;
+  const texts = await host.readFiles([...inRoot, ...extra]);
+  const missing = PROC_FILES.filter((_, i) => host.sysroot && texts[i] === null);
+  if (missing.length > 0) {
+    const real = await host.readFiles(missing);
+    for (const [i, p] of PROC_FILES.entries()) {
+      if (texts[i] === null) texts[i] = real[missing.indexOf(p)] ?? null;
+    }
   }
-  return (await host.readFile(path).catch(() => null)) ?? "";
+  return texts;
 }
 
 function firstLine(text: string): string {
@@ -191,22 +199,32 @@ function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+export interface ProbeOptions {
+  /** Length of the CPU sample when there is no usable previous one (default 150 ms). */
+  sampleMs?: number;
+  /** /proc/stat totals seen by the previous probe of this host (the monitoring interval). */
+  previous?: CpuSample;
+}
+
+/**
+ * Everything the probe reports. The tools (uname, vzctl --version, vzlist) and one batch of
+ * files are read at the same time. CPU use is measured over the interval since the previous
+ * probe when its sample is given; otherwise over a ~150 ms window.
+ */
 export async function readProbeFacts(
   host: Host,
-  opts: { sampleMs?: number } = {},
-): Promise<ProbeFacts> {
+  opts: ProbeOptions = {},
+): Promise<ProbeFacts & { cpuSample: CpuSample }> {
   const problems: string[] = [];
-  const stat1 = parseProcStat(await readProc(host, "/proc/stat"));
   const t0 = Date.now();
-  const [uname, cpuinfo, meminfo, netdev, vswap, vzconfText] = await Promise.all([
-    host.run(["uname", "-n", "-m"], { check: false }),
-    readProc(host, "/proc/cpuinfo"),
-    readProc(host, "/proc/meminfo"),
-    readProc(host, "/proc/net/dev"),
+  const [files, vswap, uname, vzctl, vzlist] = await Promise.all([
+    readProcFiles(host, [host.sysPath("/etc/vz/vz.conf")]),
     host.exists(host.sysPath("/proc/vz/vswap")),
-    host.readFile(host.sysPath("/etc/vz/vz.conf")).catch(() => null),
+    host.run(["uname", "-n", "-m"], { check: false }),
+    host.run(["vzctl", "--version"], { privileged: true, check: false }),
+    host.run(["vzlist", "-H", "-o", "ctid"], { privileged: true, check: false }),
   ]);
-  const vzctl = await host.run(["vzctl", "--version"], { privileged: true, check: false });
+  const [statText, cpuinfo, meminfo, netdev, vzconfText] = files;
   let vzctlVersion = "none";
   if (vzctl.status === 0) {
     const m = /(\d+(?:\.\d+)+)/.exec(vzctl.stdout + vzctl.stderr);
@@ -215,7 +233,6 @@ export async function readProbeFacts(
     problems.push(`vzctl --version: ${firstLine(vzctl.stderr) || "exit " + vzctl.status}`);
   }
   let runningCts = 0;
-  const vzlist = await host.run(["vzlist", "-H", "-o", "ctid"], { privileged: true, check: false });
   if (vzlist.status === 0) {
     runningCts = vzlist.stdout.split("\n").filter((l) => /^\s*\d+\s*$/.test(l)).length;
   } else if (!/Container\(s\) not found/i.test(vzlist.stderr)) {
@@ -226,21 +243,32 @@ export async function readProbeFacts(
   const templateDir = (conf.TEMPLATE || "/vz/template").replace(/\/+$/, "");
   const ls = await host.run(["ls", "-1", "--", `${templateDir}/cache`], { check: false });
   if (ls.status === 0) templates = templateNames(ls.stdout.split("\n").map((l) => l.trim()));
-  const waited = Date.now() - t0;
-  const sampleMs = opts.sampleMs ?? 150;
-  if (waited < sampleMs) await sleep(sampleMs - waited);
-  const stat2 = parseProcStat(await readProc(host, "/proc/stat"));
+  let stat = parseProcStat(statText ?? "");
+  let busy: number;
+  const prev = opts.previous;
+  if (prev && stat.sample.total > prev.total && stat.sample.idle >= prev.idle) {
+    busy = busyFraction(prev, stat.sample);
+  } else {
+    // No usable previous probe (the first one, or the node rebooted): sample now.
+    const waited = Date.now() - t0;
+    const sampleMs = opts.sampleMs ?? 150;
+    if (waited < sampleMs) await sleep(sampleMs - waited);
+    const [again] = await readProcFiles(host, []);
+    const first = stat;
+    stat = parseProcStat(again ?? "");
+    busy = busyFraction(first.sample, stat.sample);
+  }
   const [name, arch] = uname.stdout.trim().split(/\s+/);
-  const ci = parseCpuinfo(cpuinfo);
-  const mem = parseMeminfo(meminfo);
-  const net = parseNetDev(netdev);
+  const ci = parseCpuinfo(cpuinfo ?? "");
+  const mem = parseMeminfo(meminfo ?? "");
+  const net = parseNetDev(netdev ?? "");
   return {
     hostname: name ?? "",
     arch: arch ?? "",
     modelName: ci.model,
     cpuMhz: ci.mhz,
-    cores: stat2.cores || ci.processors || 1,
-    busy: busyFraction(stat1.sample, stat2.sample),
+    cores: stat.cores || ci.processors || 1,
+    busy,
     memTotalKb: mem.MemTotal ?? 0,
     memFreeKb: mem.MemFree ?? 0,
     buffersKb: mem.Buffers ?? 0,
@@ -252,16 +280,45 @@ export async function readProbeFacts(
     runningCts,
     templates,
     problems,
+    cpuSample: stat.sample,
   };
 }
 
-export default async function (ctx: CommandContext): Promise<number> {
+/**
+ * Where the previous probe's /proc/stat sample of a host is kept: beside the remotes (the
+ * node's SCRIPTS_REMOTE_DIR under one_im_ssh, the front-end's remotes agentless), else TMPDIR.
+ */
+export function probeSamplePath(ctx: CommandContext): string {
+  const dir = ctx.remotesDir ?? ctx.env("TMPDIR") ?? "/tmp";
+  return `${dir.replace(/\/+$/, "")}/.onevz-probe-${
+    ctx.host.name.replace(/[^A-Za-z0-9_.-]/g, "_")
+  }.json`;
+}
+
+async function loadSample(path: string): Promise<CpuSample | undefined> {
   try {
-    const facts = await readProbeFacts(ctx.host);
-    ctx.io.out(formatProbe(facts));
-    return 0;
-  } finally {
-    // Agentless: end the multiplexed ssh connection instead of leaving it to ControlPersist.
-    if (ctx.host instanceof SshHost) await ctx.host.close().catch(() => {});
+    const s = JSON.parse(await Deno.readTextFile(path));
+    if (Number.isSafeInteger(s.total) && Number.isSafeInteger(s.idle)) {
+      return { total: s.total, idle: s.idle };
+    }
+  } catch { /* none yet, or unreadable: sample now */ }
+  return undefined;
+}
+
+async function storeSample(path: string, sample: CpuSample): Promise<void> {
+  const tmp = `${path}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await Deno.writeTextFile(tmp, JSON.stringify(sample) + "\n");
+    await Deno.rename(tmp, path);
+  } catch {
+    await Deno.remove(tmp).catch(() => {}); // the next probe samples for itself
   }
+}
+
+export default async function (ctx: CommandContext): Promise<number> {
+  const samplePath = probeSamplePath(ctx);
+  const facts = await readProbeFacts(ctx.host, { previous: await loadSample(samplePath) });
+  await storeSample(samplePath, facts.cpuSample);
+  ctx.io.out(formatProbe(facts));
+  return 0;
 }

@@ -73,20 +73,21 @@ async function readPollFiles(host: Host, ctid: number): Promise<PollFiles> {
   const paths = [
     confPathFor(host, ctid),
     host.sysPath("/proc/bc/resources"),
-    host.sysPath("/proc/vz/vswap"),
     host.sysPath("/proc/vz/vestat"),
     host.sysPath("/proc/vz/venetstat"),
     host.sysPath("/proc/net/dev"),
   ];
-  const [conf, bcResources, vswap, vestat, venetstat, netDev] = await host.readFiles(paths, {
-    privileged: true,
-  });
+  const [[conf, bcResources, vestat, venetstat, netDev], vswap] = await Promise.all([
+    host.readFiles(paths, { privileged: true }),
+    // vzctl's own test for a VSwap kernel (access(2) of /proc/vz/vswap, whatever its type).
+    host.exists(host.sysPath("/proc/vz/vswap")),
+  ]);
   // Kernels without /proc/bc/resources (the older UBC ones) only have user_beancounters.
   const beancounters = conf === null || bcResources !== null ? bcResources : await host.readFile(
     host.sysPath("/proc/user_beancounters"),
     { privileged: true },
   );
-  return { conf, beancounters, vswap: vswap !== null, vestat, venetstat, netDev };
+  return { conf, beancounters, vswap, vestat, venetstat, netDev };
 }
 
 function print(ctx: CommandContext, state: string, values?: Record<string, number>): number {
