@@ -1,68 +1,520 @@
 /**
- * onevz benchmark: wall-clock latency of the driver's hot paths against a simulated node.
- * Not a test (timings depend on the machine); run `npm run bench` and compare with the targets
- * below, which are what oned can live with on a node running many containers:
+ * onevz benchmark: `deno task bench` (or `npm run bench`). Not part of the test suite; takes a
+ * few minutes. Measures onevz from source (`deno run`) on simulated OpenVZ nodes holding 1, 100
+ * and 1000 running containers and, for tm-clone, over a real sshd; writes BENCHMARKS.md.
  *
- *   process start (--version)   ≤ 50 ms    (measured 2026-11-24: 30 ms, from source)
- *   poll (one container)        ≤ 150 ms   (86 ms, of which the simulator's vzctl status ~25)
- *   plan (vps145)               ≤ 150 ms   (72 ms)
- *   deploy + cancel (vps145)    ≤ 1 s      (325 ms)
+ * Each row has a median and p95 over repeated runs, and a baseline measured in the same run:
+ *   - startup against `deno run` of an empty script (the runtime's floor);
+ *   - poll against bench/baseline/poll.sh, the stock shell way (vzctl status, vzlist, awk);
+ *   - tm-clone against bench/baseline/tm_clone.sh, the stock full scp every time.
+ * "Own time" is the wall time minus the time spent inside the OpenVZ tools the action called
+ * (the simulator records each call's lifetime in OVZ_SIM_TIMES); the tools stand for work a
+ * real node does in the kernel and vzctl, which onevz cannot make faster.
  *
- * Usage: deno run -A bench/bench.ts [--runs N]
+ * Usage: deno run -A bench/bench.ts [--runs N] [--sizes 1,100,1000] [--image-mb 100]
+ *                                    [--only startup,nodes,tm] [--out BENCHMARKS.md] [--no-write]
  */
-import { makeSimNode, makeTemplateTarball, REPO, run } from "../tests/helpers/simnode.ts";
+import { parseArgs } from "node:util";
+import { DENO, makeSimNode, makeTemplateTarball, REPO } from "../tests/helpers/simnode.ts";
+import { startBed } from "../tests/testbed/bed.ts";
+import {
+  buildPeakRss,
+  childPrograms,
+  countingRelay,
+  must,
+  peakRssKb,
+  type Run,
+  type Spawn,
+  type Stats,
+  stats,
+  timed,
+} from "./measure.ts";
 
-const runs = Number(Deno.args[Deno.args.indexOf("--runs") + 1]) || 10;
+const { values: opt } = parseArgs({
+  args: Deno.args,
+  options: {
+    runs: { type: "string", default: "30" },
+    sizes: { type: "string", default: "1,100,1000" },
+    "image-mb": { type: "string", default: "100" },
+    out: { type: "string", default: `${REPO}/BENCHMARKS.md` },
+    "no-write": { type: "boolean", default: false },
+    only: { type: "string", default: "startup,nodes,tm" },
+  },
+});
+const RUNS = Math.max(3, Number(opt.runs));
+const SIZES = opt.sizes!.split(",").map(Number);
+const IMAGE_MB = Number(opt["image-mb"]);
+const ONLY = new Set(opt.only!.split(","));
+const ONEVZ = [DENO, "run", "-A", "--quiet", `${REPO}/main.ts`];
 
-async function time(label: string, fn: () => Promise<void>, n = runs) {
-  const ms: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
+// ---------------------------------------------------------------------------- result rows
+
+interface Row {
+  section: string;
+  what: string;
+  /** The measured figure (ms unless unit says otherwise). */
+  value: Stats;
+  unit?: string;
+  baseline?: { what: string; value: Stats };
+  /** Extra columns: processes started, peak memory, bytes sent … */
+  notes?: string[];
+  target?: { text: string; met: boolean };
+}
+const rows: Row[] = [];
+
+function log(line: string) {
+  console.error(line);
+}
+
+function fmt(s: Stats, unit = "ms"): string {
+  const n = (x: number) => unit === "ms" ? x.toFixed(1) : String(Math.round(x));
+  return `${n(s.median)} / ${n(s.p95)}`;
+}
+
+async function repeat(n: number, fn: () => Promise<Run>): Promise<Run[]> {
+  const out: Run[] = [];
+  for (let i = 0; i < n; i++) out.push(await fn());
+  return out;
+}
+
+const own = (runs: Run[]) => stats(runs.map((r) => r.wallMs - r.toolMs));
+const wall = (runs: Run[]) => stats(runs.map((r) => r.wallMs));
+const tool = (runs: Run[]) => stats(runs.map((r) => r.toolMs));
+
+// ------------------------------------------------------------------------------- startup
+
+async function startup(work: string) {
+  const empty = `${work}/empty.ts`;
+  await Deno.writeTextFile(empty, "");
+  const viaName = (name: string, argv: string[]): Spawn => ({
+    argv: ["bash", "-c", `exec -a ${name} "$@"`, "bash", ...argv],
+    cwd: REPO,
+  });
+  const floor = { argv: [DENO, "run", "-A", "--quiet", empty], cwd: REPO };
+  const version = { argv: [...ONEVZ, "--version"], cwd: REPO };
+  const floorByName = viaName("poll", [DENO, "run", "-A", "--quiet", empty]);
+  const noopByName = viaName("poll", [...ONEVZ, "--help"]);
+  // Interleaved, so that both sides of a ratio see the same machine load.
+  const runs: Record<string, Run[]> = { floor: [], version: [], floorByName: [], noop: [] };
+  for (let i = 0; i < RUNS + 3; i++) {
+    const r = {
+      floor: await timed(floor),
+      version: await timed(version),
+      floorByName: await timed(floorByName),
+      noop: await timed(noopByName),
+    };
+    if (i < 3) continue; // warm-up: module cache, page cache
+    for (const [k, v] of Object.entries(r)) {
+      must(v, k);
+      runs[k].push(v);
+    }
   }
-  ms.sort((a, b) => a - b);
-  const q = (p: number) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))].toFixed(0);
-  console.log(
-    `${label.padEnd(34)} median ${q(0.5).padStart(5)} ms   p90 ${
-      q(0.9).padStart(5)
-    } ms   (${n} runs)`,
-  );
+  const ratio = wall(runs.version).median / wall(runs.floor).median;
+  rows.push({
+    section: "Startup",
+    what: "`onevz --version`",
+    value: wall(runs.version),
+    baseline: { what: "`deno run` of an empty script", value: wall(runs.floor) },
+    target: { text: `≤ 1.3× the empty script (${ratio.toFixed(2)}×)`, met: ratio <= 1.3 },
+  });
+  const ratio2 = wall(runs.noop).median / wall(runs.floorByName).median;
+  rows.push({
+    section: "Startup",
+    what: "no-op dispatch by name (`exec -a poll onevz --help`)",
+    value: wall(runs.noop),
+    baseline: { what: "`exec -a poll deno run` of an empty script", value: wall(runs.floorByName) },
+    target: { text: `≤ 1.3× the empty script (${ratio2.toFixed(2)}×)`, met: ratio2 <= 1.3 },
+  });
 }
 
-function must(r: { code: number; stderr: string }, what: string) {
-  if (r.code !== 0) throw new Error(`${what} failed: ${r.stderr}`);
+// --------------------------------------------------------------------- simulated node sizes
+
+async function nodeSize(size: number, work: string, preload?: string) {
+  const node = await makeSimNode({ flavour: "ubc", templates: ["centos-6-x86_64"] });
+  try {
+    const times = `${work}/times-${size}`;
+    const env = { ...node.env, OVZ_SIM_TIMES: times };
+    const t0 = performance.now();
+    const pop = await node.tool("ovzsim", [
+      "populate",
+      node.root,
+      String(size),
+      "--first",
+      "2001",
+      "--ostemplate",
+      "centos-6-x86_64",
+    ]);
+    must(pop, "ovzsim populate");
+    log(`  ${size} running containers made in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const ctid = String(2000 + size); // the last one: the end of every /proc table
+
+    // poll: onevz and the stock shell way, interleaved.
+    const poll: Spawn = { argv: [...ONEVZ, "poll", ctid], env, cwd: REPO };
+    const shell: Spawn = { argv: [`${REPO}/bench/baseline/poll.sh`, ctid], env, cwd: REPO };
+    const onevzRuns: Run[] = [];
+    const shellRuns: Run[] = [];
+    for (let i = 0; i < RUNS + 2; i++) {
+      const a = await timed(poll);
+      const b = await timed(shell);
+      must(a, "poll");
+      must(b, "baseline poll");
+      if (!a.stdout.startsWith("STATE=a ")) throw new Error(`poll said ${a.stdout}`);
+      if (i >= 2) onevzRuns.push(a), shellRuns.push(b);
+    }
+    const pollProcs = await childPrograms(poll);
+    const shellProcs = await childPrograms(shell);
+    const pollRss = preload ? await peakRssKb(poll, preload) : undefined;
+    rows.push({
+      section: `Node with ${size} container${size > 1 ? "s" : ""}`,
+      what: "`poll`: wall time",
+      value: wall(onevzRuns),
+      baseline: { what: "bench/baseline/poll.sh", value: wall(shellRuns) },
+      notes: [
+        `processes: ${pollProcs.length} (${names(pollProcs)}); baseline ${shellProcs.length}`,
+        `inside vzctl: ${fmt(tool(onevzRuns))} ms`,
+        ...(pollRss ? [`peak memory ${(pollRss / 1024).toFixed(1)} MiB`] : []),
+      ],
+    });
+    rows.push({
+      section: `Node with ${size} container${size > 1 ? "s" : ""}`,
+      what: "`poll`: onevz's own time",
+      value: own(onevzRuns),
+      baseline: { what: "baseline's own time", value: own(shellRuns) },
+      target: {
+        text: "≤ 25 ms median, one process at most",
+        met: own(onevzRuns).median <= 25 && pollProcs.length <= 1,
+      },
+    });
+    pollByNodeSize.set(size, wall(onevzRuns));
+
+    // im-probe (steady state: the previous probe's CPU sample is there after the warm-up).
+    const remotes = `${work}/remotes-${size}`;
+    await Deno.mkdir(remotes, { recursive: true });
+    const probe: Spawn = {
+      argv: [...ONEVZ, "im-probe", "ovz", "cn1"],
+      env: { ...env, ONEVZ_REMOTES: remotes },
+      cwd: REPO,
+    };
+    const probeRuns = (await repeat(RUNS + 1, () => timed(probe))).slice(1);
+    probeRuns.forEach((r) => must(r, "im-probe"));
+    const probeProcs = await childPrograms(probe);
+    const probeRss = preload ? await peakRssKb(probe, preload) : undefined;
+    rows.push({
+      section: `Node with ${size} container${size > 1 ? "s" : ""}`,
+      what: "`im-probe`: onevz's own time",
+      value: own(probeRuns),
+      notes: [
+        `wall ${fmt(wall(probeRuns))} ms, inside vzctl/vzlist ${fmt(tool(probeRuns))} ms`,
+        `processes: ${probeProcs.length} (${names(probeProcs)}), run at the same time`,
+        ...(probeRss ? [`peak memory ${(probeRss / 1024).toFixed(1)} MiB`] : []),
+      ],
+      target: { text: "≤ 30 ms median", met: own(probeRuns).median <= 30 },
+    });
+
+    // deploy and shutdown of vps145 (VMID 45 → CTID 1045), repeated.
+    const xml = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
+    const doc = xml.replace(/<CONTEXT>.*<\/CONTEXT>/s, "");
+    const images = `${node.vmDir}45/images`;
+    const tarball = await makeTemplateTarball("gz");
+    const deploy: Spawn = {
+      argv: [...ONEVZ, "deploy", `${images}/deployment.0`],
+      env,
+      stdin: doc,
+      cwd: REPO,
+    };
+    const shutdown: Spawn = { argv: [...ONEVZ, "shutdown", "1045"], env, cwd: REPO };
+    const deployRuns: Run[] = [];
+    const shutdownRuns: Run[] = [];
+    const fresh = async () => {
+      await Deno.remove(images, { recursive: true }).catch(() => {});
+      await Deno.mkdir(images, { recursive: true });
+      await Deno.writeFile(`${images}/disk.0`, tarball);
+    };
+    const n = Math.max(5, Math.ceil(RUNS / 3));
+    for (let i = 0; i < n + 1; i++) {
+      await fresh();
+      const d = await timed(deploy);
+      must(d, "deploy");
+      const s = await timed(shutdown);
+      must(s, "shutdown");
+      if (i > 0) deployRuns.push(d), shutdownRuns.push(s);
+    }
+    await fresh();
+    const deployProcs = await childPrograms(deploy);
+    const shutdownProcs = await childPrograms(shutdown);
+    await fresh();
+    const deployRss = preload ? await peakRssKb(deploy, preload) : undefined;
+    const shutdownRss = preload ? await peakRssKb(shutdown, preload) : undefined;
+    for (
+      const [what, runs, procs, rss] of [
+        ["`deploy` (vps145)", deployRuns, deployProcs, deployRss],
+        ["`shutdown` (vps145)", shutdownRuns, shutdownProcs, shutdownRss],
+      ] as const
+    ) {
+      rows.push({
+        section: `Node with ${size} container${size > 1 ? "s" : ""}`,
+        what: `${what}: onevz's own time`,
+        value: own(runs),
+        notes: [
+          `wall ${fmt(wall(runs))} ms, inside the OpenVZ tools ${fmt(tool(runs))} ms`,
+          `processes: ${procs.length} (${names(procs)})`,
+          ...(rss ? [`peak memory ${(rss / 1024).toFixed(1)} MiB`] : []),
+        ],
+        target: { text: "≤ 100 ms median", met: own(runs).median <= 100 },
+      });
+    }
+  } finally {
+    await node.cleanup();
+  }
 }
 
-const node = await makeSimNode({ flavour: "ubc" });
+const pollByNodeSize = new Map<number, Stats>();
+
+/** `vzctl ×1, tail ×2`: program names counted. */
+function names(files: string[]): string {
+  const counts = new Map<string, number>();
+  for (const f of files) {
+    const n = f.slice(f.lastIndexOf("/") + 1);
+    counts.set(n, (counts.get(n) ?? 0) + 1);
+  }
+  return [...counts].map(([n, c]) => c > 1 ? `${n} ×${c}` : n).join(", ") || "none";
+}
+
+// ------------------------------------------------------------------------------- tm-clone
+
+async function tmClone(work: string, preload?: string) {
+  if (Deno.uid() !== 0) {
+    log("tm-clone skipped: the ssh test bed needs root");
+    return;
+  }
+  // The login shell on the node sources ~/.bashrc for ssh commands; this machine's root has
+  // one that initialises pyenv (~90 ms per session). A node's oneadmin has no such file, so
+  // it is hidden inside the simulated node (a bind mount of /dev/null in its namespace).
+  const bashrc = `${Deno.env.get("HOME") ?? "/root"}/.bashrc`;
+  const hide = await Deno.stat(bashrc).then(() => [bashrc], () => []);
+  const bed = await startBed({
+    nodes: [{ name: "cn1" }],
+    frontEnd: false,
+    initSimulator: false,
+    hidePrograms: hide,
+  });
+  try {
+    const relay = countingRelay(bed.nodes.cn1.port);
+    // The bed's ssh config, with cn1 reached through the counting relay.
+    const config = `${work}/ssh_config`;
+    await Deno.writeTextFile(
+      config,
+      (await Deno.readTextFile(bed.sshConfig)).replace(
+        `Port ${bed.nodes.cn1.port}`,
+        `Port ${relay.port}`,
+      ),
+    );
+    const image = `${work}/image.img`;
+    const size = IMAGE_MB * 1024 * 1024;
+    const f = await Deno.open(image, { write: true, create: true, truncate: true });
+    const chunk = new Uint8Array(1024 * 1024);
+    for (let i = 0; i < IMAGE_MB; i++) {
+      crypto.getRandomValues(chunk.subarray(0, 65536));
+      for (let j = 65536; j < chunk.length; j += 65536) chunk.copyWithin(j, 0, 65536);
+      chunk[0] = i & 0xff; // no two megabytes alike
+      await f.write(chunk);
+    }
+    f.close();
+    // Timed runs go straight to the node; the byte counts come from separate runs through
+    // the relay (its own ssh connections), so that its latency never enters the timings.
+    const direct = { ...bed.env, ONEVZ_SSH_CONFIG: bed.sshConfig, SSH_CONFIG: bed.sshConfig };
+    const counted = { ...bed.env, ONEVZ_SSH_CONFIG: config, SSH_CONFIG: config };
+    const vmDir = bed.vmDir.replace(/\/$/, "");
+    let vid = 100;
+    const target = () => `cn1:${vmDir}/${vid++}/images/disk.0`;
+    const clone = (env = direct): Spawn => ({
+      argv: [...ONEVZ, "tm-clone", image, target()],
+      env,
+      cwd: REPO,
+    });
+    const stock = (env = direct): Spawn => ({
+      argv: [`${REPO}/bench/baseline/tm_clone.sh`, image, target()],
+      env,
+      cwd: REPO,
+    });
+    const msOf = async (spawn: Spawn) => {
+      const r = await timed(spawn);
+      must(r, spawn.argv.join(" "));
+      return r.wallMs;
+    };
+    const bytesOf = async (spawn: Spawn) => {
+      relay.reset();
+      await msOf(spawn);
+      return relay.sent();
+    };
+    const coldStart = async () => {
+      // A first copy: no cache on the node, no digest beside the image yet.
+      await bed.ssh("cn1", `rm -rf ${vmDir}/.onevz-cache ${vmDir}/[0-9]*`);
+      await Deno.remove(`${image}.sha256`).catch(() => {});
+    };
+    const n = Math.max(3, Math.ceil(RUNS / 6));
+    const first: number[] = [];
+    const full: number[] = [];
+    for (let i = 0; i < n; i++) {
+      await coldStart();
+      first.push(await msOf(clone()));
+      full.push(await msOf(stock()));
+    }
+    const warm: number[] = [];
+    for (let i = 0; i < RUNS; i++) warm.push(await msOf(clone()));
+    const fresh: number[] = [];
+    const noPersist = { ...direct, ONEVZ_SSH_PERSIST: "0" };
+    for (let i = 0; i < Math.max(3, Math.ceil(RUNS / 3)); i++) {
+      fresh.push(await msOf(clone(noPersist)));
+    }
+    await coldStart();
+    const firstBytes = await bytesOf(clone(counted));
+    const stockBytes = await bytesOf(stock(counted));
+    const freshBytes = await bytesOf(clone({ ...counted, ONEVZ_SSH_PERSIST: "0" }));
+    const warmBytes = await bytesOf(clone(counted)); // reuses the connection of the first copy
+    const cloneRss = preload ? await peakRssKb(clone(), preload) : undefined;
+    relay.close();
+    const section = `tm-clone of a ${IMAGE_MB} MB image (real sshd)`;
+    const speedup = stats(full).median / stats(warm).median;
+    const share = warmBytes / size;
+    rows.push({
+      section,
+      what: "first copy to a node (hashes the image, sends it, verifies it on the node)",
+      value: stats(first),
+      baseline: { what: "stock tm_clone.sh (full scp)", value: stats(full) },
+      notes: [`bytes sent ${fmtBytes(firstBytes)}; stock ${fmtBytes(stockBytes)}`],
+    });
+    rows.push({
+      section,
+      what: "repeat copy to the same node (cache hit, ssh connection kept from the last action)",
+      value: stats(warm),
+      baseline: { what: "stock tm_clone.sh (full scp every time)", value: stats(full) },
+      notes: [
+        `bytes sent ${fmtBytes(warmBytes)} (${(share * 100).toFixed(4)} % of the image)`,
+        ...(cloneRss ? [`peak memory ${(cloneRss / 1024).toFixed(1)} MiB`] : []),
+      ],
+      target: {
+        text: `< 1 % of the bytes and ≥ 10× faster than the full scp (${speedup.toFixed(1)}×)`,
+        met: share < 0.01 && speedup >= 10,
+      },
+    });
+    rows.push({
+      section,
+      what: "repeat copy with a new ssh connection (`ONEVZ_SSH_PERSIST=0`)",
+      value: stats(fresh),
+      baseline: { what: "stock tm_clone.sh (full scp every time)", value: stats(full) },
+      notes: [`bytes sent ${fmtBytes(freshBytes)} (the ssh handshake included)`],
+    });
+  } finally {
+    await bed.stop();
+  }
+}
+
+function fmtBytes(b: number): string {
+  return b >= 1024 * 1024 ? `${(b / 1024 / 1024).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`;
+}
+
+// --------------------------------------------------------------------------------- report
+
+async function machine(): Promise<string[]> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? "unknown CPU";
+  const cores = (cpuinfo.match(/^processor\s*:/gm) ?? []).length;
+  const memKb = Number(/MemTotal:\s*(\d+)/.exec(await Deno.readTextFile("/proc/meminfo"))?.[1]);
+  const text = async (cmd: string, args: string[]) =>
+    new TextDecoder().decode((await new Deno.Command(cmd, { args, cwd: REPO }).output()).stdout)
+      .trim();
+  const commit = await text("git", ["rev-parse", "--short", "HEAD"]);
+  const dirty = (await text("git", ["status", "--porcelain", "--", "src", "main.ts"])) !== "";
+  return [
+    `- Date: ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}`,
+    `- Machine: ${model}, ${cores} cores, ${
+      (memKb / 1024 / 1024).toFixed(0)
+    } GiB, Linux ${(await text("uname", ["-r"]))}`,
+    `- onevz ${commit}${dirty ? " (with uncommitted changes)" : ""}, from source with ${
+      (await text(DENO, ["--version"])).split("\n")[0]
+    }`,
+    `- Runs: ${RUNS} per figure (tm-clone first copies: ${Math.max(3, Math.ceil(RUNS / 6))})`,
+  ];
+}
+
+function report(header: string[]): string {
+  const out = [
+    "# onevz benchmarks",
+    "",
+    "Written by `deno task bench` (bench/bench.ts); do not edit by hand. Figures are",
+    'median / p95 in milliseconds unless stated. "Own time" is wall time minus the time',
+    "spent inside the OpenVZ tools the action called (the simulator's vzctl, vzlist, … are",
+    "Deno programs and take ~20 ms each; on a real node they take what the kernel takes).",
+    "",
+    ...header,
+    "",
+  ];
+  let section = "";
+  for (const r of rows) {
+    if (r.section !== section) {
+      section = r.section;
+      out.push(`## ${section}`, "");
+      out.push("| measured | median / p95 | baseline | baseline median / p95 | ratio | target |");
+      out.push("|---|---|---|---|---|---|");
+    }
+    const ratio = r.baseline ? `${(r.value.median / r.baseline.value.median).toFixed(2)}×` : "";
+    const target = r.target ? `${r.target.met ? "met" : "**missed**"}: ${r.target.text}` : "";
+    out.push(
+      `| ${r.what} | ${fmt(r.value, r.unit)} | ${r.baseline?.what ?? ""} | ${
+        r.baseline ? fmt(r.baseline.value) : ""
+      } | ${ratio} | ${target} |`,
+    );
+    for (const n of r.notes ?? []) out.push(`| ↳ ${n} | | | | | |`);
+  }
+  out.push("");
+  return out.join("\n");
+}
+
+/** The hand-written reading of the figures (profiles, misses), kept in bench/analysis.md. */
+async function analysis(): Promise<string> {
+  try {
+    return "\n" + await Deno.readTextFile(`${REPO}/bench/analysis.md`);
+  } catch {
+    return "";
+  }
+}
+
+// ----------------------------------------------------------------------------------- main
+
+const work = await Deno.makeTempDir({ prefix: "onevz-bench-" });
 try {
-  const xml = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
-  const doc = xml.replace(/<CONTEXT>.*<\/CONTEXT>/s, "");
-  const images = `${node.vmDir}45/images`;
-  await Deno.mkdir(images, { recursive: true });
-  await Deno.writeFile(`${images}/disk.0`, await makeTemplateTarball("bz2"));
-
-  await time("onevz --version (process start)", async () => {
-    must(await node.action("--version", []), "version");
-  });
-  await time("simulator: vzctl status (baseline)", async () => {
-    must(await node.tool("vzctl", ["status", "1045"]), "status");
-  });
-  await time("plan vps145", async () => {
-    must(await node.action("plan", [`${REPO}/fixtures/templates/vps145.xml`]), "plan");
-  });
-  await time("deploy + cancel vps145", async () => {
-    must(await node.action("deploy", [`${images}/deployment.0`], doc), "deploy");
-    must(await node.action("cancel", ["1045"]), "cancel");
-  }, Math.max(3, Math.floor(runs / 2)));
-  must(await node.action("deploy", [`${images}/deployment.0`], doc), "deploy");
-  await time("poll (running container)", async () => {
-    const r = await node.action("poll", ["1045"]);
-    must(r, "poll");
-    if (!r.stdout.startsWith("STATE=a")) throw new Error(`poll said ${r.stdout}`);
-  });
-  const probe = await run(`${REPO}/node_modules/.bin/deno`, ["--version"]);
-  console.log(`(${probe.stdout.split("\n")[0]}, from source with deno run)`);
+  const preload = await buildPeakRss(REPO, work);
+  if (ONLY.has("startup")) {
+    log("startup …");
+    await startup(work);
+  }
+  for (const size of ONLY.has("nodes") ? SIZES : []) {
+    log(`node with ${size} containers …`);
+    await nodeSize(size, work, preload);
+  }
+  if (pollByNodeSize.size > 1) {
+    const smallest = Math.min(...pollByNodeSize.keys());
+    const largest = Math.max(...pollByNodeSize.keys());
+    const ratio = pollByNodeSize.get(largest)!.median / pollByNodeSize.get(smallest)!.median;
+    rows.push({
+      section: "Scaling",
+      what: `\`poll\` at ${largest} containers`,
+      value: pollByNodeSize.get(largest)!,
+      baseline: { what: `\`poll\` at ${smallest}`, value: pollByNodeSize.get(smallest)! },
+      target: { text: `within 1.5× (${ratio.toFixed(2)}×)`, met: ratio <= 1.5 },
+    });
+  }
+  if (ONLY.has("tm")) {
+    log(`tm-clone of ${IMAGE_MB} MB …`);
+    await tmClone(work, preload);
+  }
+  const text = report(await machine()) + await analysis();
+  console.log(text);
+  if (!opt["no-write"]) {
+    await Deno.writeTextFile(opt.out!, text);
+    log(`written to ${opt.out}`);
+  }
 } finally {
-  await node.cleanup();
+  await Deno.remove(work, { recursive: true });
 }

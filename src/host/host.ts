@@ -76,14 +76,9 @@ export abstract class Host {
     return result;
   }
 
-  /** Contents of a text file, or null when it does not exist. */
+  /** Contents of a text file, or null when it does not exist (one command, see readFiles). */
   async readFile(path: string, opts: { privileged?: boolean } = {}): Promise<string | null> {
-    const r = await this.run(["cat", "--", path], { ...opts, check: false });
-    if (r.status === 0) return r.stdout;
-    if (await this.exists(path, opts)) {
-      throw new CommandError(this.name, ["cat", "--", path], r.status, r.stdout, r.stderr);
-    }
-    return null;
+    return (await this.readFiles([path], opts))[0];
   }
 
   /**
@@ -123,9 +118,9 @@ export abstract class Host {
     throw new CommandError(this.name, shown, r.status, r.stdout, r.stderr);
   }
 
+  /** The path exists, or is a symbolic link (even a dangling one). */
   async exists(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
-    return await this.probe(["test", "-e", path], opts) ||
-      await this.probe(["test", "-L", path], opts);
+    return await this.probe(["test", "-e", path, "-o", "-L", path], opts);
   }
 
   /** True when the path itself is a symbolic link (not followed). */

@@ -1,7 +1,13 @@
 /**
  * SshHost runs commands on another machine through OpenSSH. Each argument is quoted for the
- * remote shell, so template values stay inert data. One multiplexed connection (ControlMaster)
- * serves all commands of an action; `close()` ends it.
+ * remote shell, so template values stay inert data.
+ *
+ * Connections are multiplexed (ControlMaster). By default the master outlives the action for
+ * ONEVZ_SSH_PERSIST seconds (60), in a private per-user directory, so that the bursts oned
+ * sends to one node (the lines of a transfer script, then deploy; the polls of its VMs) pay
+ * for one ssh handshake instead of one each: on a small front-end a handshake costs more
+ * than the whole action. ONEVZ_SSH_PERSIST=0 gives each action its own connection, closed
+ * when the action ends.
  */
 import { shellQuote } from "../cli/errors.ts";
 import { Host, type RunOptions, type RunResult } from "./host.ts";
@@ -21,14 +27,55 @@ export interface SshHostOptions {
   useSudo?: boolean;
   /** Share one connection between the commands of this host object. */
   multiplex?: boolean;
+  /**
+   * Keep the shared connection this many seconds after the last use, for later actions
+   * (default ONEVZ_SSH_PERSIST, else 60; 0: one connection per action, closed by close()).
+   */
+  persistSeconds?: number;
+}
+
+/** The default master lifetime after the last use, in seconds (ONEVZ_SSH_PERSIST). */
+export function persistSecondsFromEnv(value = Deno.env.get("ONEVZ_SSH_PERSIST")): number {
+  if (value === undefined || value.trim() === "") return 60;
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 && n <= 86400 ? n : 60;
+}
+
+/**
+ * The per-user directory holding shared control sockets, created 0700. Undefined when it
+ * cannot be trusted (a symlink, another owner, open to others): a socket there could be
+ * someone else's master.
+ */
+export function sharedControlDir(): string | undefined {
+  const runtime = Deno.env.get("XDG_RUNTIME_DIR");
+  // A unix socket path must fit in 108 bytes: %C is 40 characters.
+  const base = runtime && runtime.length <= 40 ? runtime : "/tmp";
+  const dir = `${base}/onevz-ssh-${Deno.uid()}`;
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) return undefined;
+  }
+  try {
+    const st = Deno.lstatSync(dir);
+    const private_ = st.isDirectory && st.uid === Deno.uid() && ((st.mode ?? 0) & 0o077) === 0;
+    return private_ ? dir : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class SshHost extends Host {
   readonly name: string;
   private readonly local = new LocalHost({ name: "localhost", useSudo: false });
   private readonly controlPath?: string;
+  /** The master outlives this object (shared socket, ControlPersist); close() leaves it. */
+  private readonly persistent: boolean = false;
+  private readonly persistSeconds: number = 60;
   private readonly opts: SshHostOptions;
   private sudoDecided: boolean;
+  /** Settles when this host's first command (the one that opens the master) is done. */
+  private connected?: Promise<void>;
 
   constructor(name: string, opts: SshHostOptions = {}) {
     super();
@@ -41,11 +88,19 @@ export class SshHost extends Host {
     this.useSudo = opts.useSudo ?? true;
     this.sudoDecided = opts.useSudo !== undefined;
     if (opts.multiplex !== false) {
-      // A unix socket path must fit in 108 bytes: %C is 40 characters, so a long TMPDIR
-      // falls back to /tmp.
-      const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
-      const dir = tmp.length <= 48 ? tmp : "/tmp";
-      this.controlPath = `${dir}/onevz-ssh-${Deno.pid}-%C`;
+      const persist = opts.persistSeconds ?? persistSecondsFromEnv();
+      const shared = persist > 0 ? sharedControlDir() : undefined;
+      if (shared) {
+        this.controlPath = `${shared}/%C`;
+        this.persistent = true;
+        this.persistSeconds = persist;
+      } else {
+        // A unix socket path must fit in 108 bytes: %C is 40 characters, so a long TMPDIR
+        // falls back to /tmp.
+        const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+        const dir = tmp.length <= 48 ? tmp : "/tmp";
+        this.controlPath = `${dir}/onevz-ssh-${Deno.pid}-%C`;
+      }
     }
   }
 
@@ -53,18 +108,20 @@ export class SshHost extends Host {
    * The ssh argv prefix (without the remote command). ONEVZ_SSH names another ssh-compatible
    * program (like GIT_SSH): a wrapper with site options, or the test fixtures' node stand-in.
    */
-  sshArgv(): string[] {
+  sshArgv(opts: { direct?: boolean } = {}): string[] {
     const args = [Deno.env.get("ONEVZ_SSH") || "ssh", "-o", "BatchMode=yes"];
     const config = this.opts.configFile ?? Deno.env.get("ONEVZ_SSH_CONFIG");
     if (config) args.push("-F", config);
-    if (this.controlPath) {
+    if (opts.direct) {
+      args.push("-o", "ControlMaster=no", "-o", "ControlPath=none");
+    } else if (this.controlPath) {
       args.push(
         "-o",
         "ControlMaster=auto",
         "-o",
         `ControlPath=${this.controlPath}`,
         "-o",
-        "ControlPersist=60",
+        `ControlPersist=${this.persistSeconds}`,
       );
     }
     const target = this.opts.user ? `${this.opts.user}@${this.name}` : this.name;
@@ -80,17 +137,41 @@ export class SshHost extends Host {
     return super.run(argv, opts);
   }
 
-  protected spawn(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
+  protected async spawn(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
     const remote = argv.map(shellQuote).join(" ");
-    return this.local["spawn"]([...this.sshArgv(), remote], opts).then((r) => ({ ...r, argv }));
+    // Commands started together wait for the first one, so that it is the one to open the
+    // master connection and the others share it instead of racing to open their own.
+    const first = this.connected === undefined;
+    const started = first ? undefined : this.connected;
+    let opened = () => {};
+    if (first) this.connected = new Promise<void>((resolve) => opened = resolve);
+    await started;
+    const r = await this.local["spawn"]([...this.sshArgv(), remote], opts).finally(opened);
+    // Another onevz process opened the shared master at the same moment: ssh says so and
+    // goes on without multiplexing; that is not the command's output.
+    r.stderr = r.stderr.replace(MUX_RACE, "");
+    if (r.status === 255 && this.controlPath && MUX_REFUSED.test(r.stderr)) {
+      // The shared master's server refused one more session (sshd MaxSessions, 10 by
+      // default): run this command over a connection of its own.
+      const direct = this.sshArgv({ direct: true });
+      const again = await this.local["spawn"]([...direct, remote], opts);
+      return { ...again, argv };
+    }
+    return { ...r, argv };
   }
 
-  /** Close the multiplexed connection, if one was opened. */
+  /** Close the multiplexed connection, unless it is shared with later actions. */
   override async close(): Promise<void> {
-    if (!this.controlPath) return;
+    if (!this.controlPath || this.persistent) return;
     const args = this.sshArgv();
     const target = args.pop()!;
     args.pop(); // "--"
     await this.local.run([...args, "-O", "exit", target], { check: false });
   }
 }
+
+/** ssh's note when another process created the control socket first. */
+const MUX_RACE = /^ControlSocket .* already exists, disabling multiplexing\r?\n/gm;
+
+/** How ssh reports that a master connection could not open one more session. */
+const MUX_REFUSED = /Session open refused|administratively prohibited|mux_client_request_session/i;

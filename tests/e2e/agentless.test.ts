@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as one from "../../fixtures/oned/driver.ts";
 import { type DriverReply, type OneSite, sq } from "../../fixtures/oned/driver.ts";
-import { RUN_PROBES, scpRemotes, SIM_BIN, startBed } from "../testbed/mod.ts";
+import { run, RUN_PROBES, scpRemotes, SIM_BIN, startBed } from "../testbed/mod.ts";
 import {
   argvs,
   type Bed,
@@ -237,11 +237,25 @@ async function poll(s: Setup, node: string) {
   await Deno.writeTextFile(s.sshLog, "");
   const r = await vmm(s, node, "poll", [String(CTID)]);
   expectResult(r, "SUCCESS", `POLL on ${node}`);
-  // One multiplexed connection (the same ControlPath for every command), closed at the end.
+  // One multiplexed connection (the same ControlPath for every command), kept for the next
+  // action (ControlPersist) in a directory only this user can enter, never in TMPDIR.
   const lines = (await Deno.readTextFile(s.sshLog)).split("\n").filter((l) => l);
   const paths = new Set(lines.map((l) => /ControlPath=(\S+)/.exec(l)?.[1]));
   assert.equal(paths.size, 1, lines.join("\n"));
-  assert.ok(lines.length >= 2 && lines.at(-1)!.includes("-O exit"), lines.join("\n"));
+  const [controlPath] = [...paths] as string[];
+  assert.ok(!lines.some((l) => l.includes("-O exit")), lines.join("\n"));
+  const dir = Deno.lstatSync(controlPath.slice(0, controlPath.lastIndexOf("/")));
+  assert.ok(dir.isDirectory && dir.uid === Deno.uid() && (dir.mode! & 0o077) === 0);
+  const check = await run("ssh", [
+    "-F",
+    s.sshConfig,
+    "-o",
+    `ControlPath=${controlPath}`,
+    "-O",
+    "check",
+    node,
+  ]);
+  assert.equal(check.code, 0, `the connection is kept: ${check.stderr}`);
   assert.deepEqual([...Deno.readDirSync(s.feTmp)], [], "no control socket left behind");
   return pollValues(r.info);
 }

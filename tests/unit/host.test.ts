@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Host, type RunOptions, type RunResult, splitTailOutput } from "../../src/host/host.ts";
 import { LocalHost } from "../../src/host/local.ts";
+import { persistSecondsFromEnv, sharedControlDir, SshHost } from "../../src/host/ssh.ts";
 
 async function withFiles(fn: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "onevz-host-" });
@@ -65,4 +66,36 @@ Deno.test("splitTailOutput: the first printed header may belong to a later file"
   const out = "==> /b <==\nB\n\n==> /c <==\nC";
   assert.deepEqual(splitTailOutput(out, ["/a", "/b", "/c"]), [null, "B\n", "C"]);
   assert.deepEqual(splitTailOutput("", ["/a"]), [null]);
+});
+
+Deno.test("ssh: the shared control socket directory is private, or not used", async () => {
+  const base = await Deno.makeTempDir({ dir: "/tmp", prefix: "xdg" });
+  const old = Deno.env.get("XDG_RUNTIME_DIR");
+  Deno.env.set("XDG_RUNTIME_DIR", base);
+  try {
+    const dir = sharedControlDir();
+    assert.equal(dir, `${base}/onevz-ssh-${Deno.uid()}`);
+    assert.equal(Deno.statSync(dir!).mode! & 0o777, 0o700);
+    const host = new SshHost("cn1");
+    assert.ok(host.sshArgv().includes(`ControlPath=${dir}/%C`), host.sshArgv().join(" "));
+    assert.ok(host.sshArgv().includes("ControlPersist=60"));
+    // Opened to others (or replaced by a symlink): not trusted, each action gets its own.
+    Deno.chmodSync(dir!, 0o777);
+    assert.equal(sharedControlDir(), undefined);
+    const own = new SshHost("cn1").sshArgv().find((a) => a.startsWith("ControlPath="))!;
+    assert.match(own, new RegExp(`onevz-ssh-${Deno.pid}-%C$`));
+    Deno.removeSync(dir!);
+    Deno.symlinkSync(base, dir!);
+    assert.equal(sharedControlDir(), undefined);
+    // ONEVZ_SSH_PERSIST=0: one connection per action; bad values fall back to 60 s.
+    assert.equal(persistSecondsFromEnv("0"), 0);
+    assert.equal(persistSecondsFromEnv("15"), 15);
+    assert.equal(persistSecondsFromEnv("-3"), 60);
+    assert.equal(persistSecondsFromEnv("soon"), 60);
+    assert.equal(persistSecondsFromEnv(undefined), 60);
+  } finally {
+    if (old === undefined) Deno.env.delete("XDG_RUNTIME_DIR");
+    else Deno.env.set("XDG_RUNTIME_DIR", old);
+    await Deno.remove(base, { recursive: true });
+  }
 });

@@ -12,7 +12,6 @@
  * Writers of `disk.<i>` on the node (shutdown's SAVE) must replace the file by rename, never
  * rewrite it in place, since it may share its inode with the cache entry.
  */
-import { createHash } from "node:crypto";
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
@@ -41,6 +40,7 @@ export async function fileDigest(path: string, log?: TmLog): Promise<string> {
     const m = /^(\d+ -?\d+) ([0-9a-f]{64})$/.exec(text);
     if (m && m[1] === key) return m[2];
   } catch { /* no sidecar yet */ }
+  const { createHash } = await import("node:crypto"); // only when the digest must be computed
   const hash = createHash("sha256");
   const f = await Deno.open(path, { read: true });
   for await (const chunk of f.readable) hash.update(chunk);

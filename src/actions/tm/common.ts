@@ -9,12 +9,11 @@
  * LocalHost. Arguments are never pasted into shell strings: every remote command is an argv
  * that SshHost quotes; bulk data travels as the stdin/stdout of a remote `dd`/`tar`.
  */
-import { hostname } from "node:os";
-import { basename, dirname, join } from "node:path";
 import type { CommandContext } from "../../cli/context.ts";
 import { CommandError, OnevzError, shellQuote } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import { LocalHost } from "../../host/local.ts";
+import { basename, dirname, join } from "../../host/posix_path.ts";
 import { SshHost } from "../../host/ssh.ts";
 
 /** Name of the node-side content-addressed image cache, directly under VM_DIR. */
@@ -41,7 +40,7 @@ export function normalizePath(p: string): string {
 /** Names under which this front-end appears in transfer scripts (gethostname(), localhost). */
 export function localNames(env: (k: string) => string | undefined = (k) => Deno.env.get(k)) {
   const names = new Set(["localhost", "127.0.0.1", "::1"]);
-  const h = hostname();
+  const h = Deno.hostname();
   if (h) {
     names.add(h);
     names.add(h.split(".")[0]);

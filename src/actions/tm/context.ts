@@ -4,7 +4,7 @@
  * basename; deploy copies it into the container. The directory is unpacked under a temporary
  * name and renamed into place. Only regular files are accepted and basenames must be unique.
  */
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../../host/posix_path.ts";
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
 import { LocalHost } from "../../host/local.ts";

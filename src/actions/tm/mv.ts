@@ -10,7 +10,7 @@
  * Node-side commands run through sudo (R may hold root-owned files of a container), except the
  * creation of directories, which belong to the driver's user like the rest of VM_DIR.
  */
-import { basename } from "node:path";
+import { basename } from "../../host/posix_path.ts";
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";

@@ -1,10 +1,11 @@
 /**
  * poll <deploy_id>: one stdout line for oned,
  * `STATE=<a|p|e|d> USEDMEMORY=<KB> USEDCPU=<%> NETRX=<bytes> NETTX=<bytes>`.
- *  - No CTID.conf, or vzctl says `deleted` → `STATE=d` (exit 0). Running → a. Stopped with
- *    R/checkpoint present (and not marked restored in its record) or vzctl's `suspended` → p. Mounted but not
- *    running → e. Stopped without a checkpoint (the guest halted) → d, so oned marks it UNKNOWN
- *    and a restart redeploys it.
+ *  - No CTID.conf → `STATE=d` (exit 0). Listed in /proc/vz/veinfo (the kernel's running
+ *    containers, which vzlist also reads) → a. Otherwise `vzctl status` tells the rest apart:
+ *    deleted → d; mounted but not running → e; stopped with R/checkpoint present (and not
+ *    marked restored in its record) or vzctl's `suspended` → p; stopped without a checkpoint
+ *    (the guest halted) → d, so oned marks it UNKNOWN and a restart redeploys it.
  *  - Memory (KB) from /proc/bc/resources, else /proc/user_beancounters: on a VSwap kernel
  *    (/proc/vz/vswap exists) physpages.held × 4 (RAM incl. page cache, what VSwap limits);
  *    on a UBC kernel privvmpages.held × 4 (allocated memory, what UBC limits).
@@ -15,9 +16,11 @@
  *    the kernel's per-container accounting in /proc/vz/venetstat (all traffic classes
  *    summed); both when the CT has both. Never runs anything inside the CT.
  *  - Values are clamped to 2147483647 (oned reads 32-bit ints), with a note on stderr.
- * Cost (oned polls every VM of every node): one external process as root (`vzctl status`);
- * CTID.conf and the root-only /proc files come in one batch (Host.readFiles: one `sudo -n tail` as non-root, one round trip over ssh), and
- * only the container's own rows are parsed out of tables listing every container.
+ * Cost (oned polls every VM of every node): a running container costs no external process as
+ * root; CTID.conf and the root-only /proc files come in one batch (Host.readFiles: one
+ * `sudo -n tail` as non-root, one round trip over ssh), and only the container's own rows are
+ * parsed out of tables listing every container. Only a container that is not running costs
+ * one `vzctl status`.
  */
 import type { CommandContext } from "../../cli/context.ts";
 import type { Host } from "../../host/host.ts";
@@ -27,6 +30,7 @@ import {
   netifHostNames,
   parseBeancounters,
   parseNetDev,
+  parseVeinfo,
   parseVenetstat,
   parseVestat,
   veidSection,
@@ -39,6 +43,7 @@ const INT_MAX = 2147483647;
 /** What poll reads, in one batch: CTID.conf and the kernel's accounting tables. */
 interface PollFiles {
   conf: string | null;
+  veinfo: string | null;
   beancounters: string | null;
   vswap: boolean;
   vestat: string | null;
@@ -48,18 +53,22 @@ interface PollFiles {
 
 export default async function poll(ctx: CommandContext): Promise<number> {
   const ctid = deployIdArg(ctx.args[0]);
-  // Status first, then the files: /proc then already reflects the state vzctl reported.
-  const st = await ctStatus(ctx, ctid);
-  const files = await readPollFiles(ctx.host, ctid);
-  if (files.conf === null || !st.exists) return print(ctx, "d");
+  let files = await readPollFiles(ctx.host, ctid);
+  if (files.conf === null) return print(ctx, "d");
   const ct = describeContainer(ctid, confPathFor(ctx.host, ctid), files.conf);
-  if (!st.running) {
-    if (st.mounted) return print(ctx, "e");
-    const checkpoint = `${ct.imagesDir}/checkpoint`;
-    const rec = await readRecord(ctx.host, checkpoint);
-    const saved = (rec === undefined || (!rec.restoredAt && rec.ctid === ctid)) &&
-      (await ctx.host.exists(checkpoint, { privileged: true }));
-    return print(ctx, st.suspended || saved ? "p" : "d");
+  if (!listedRunning(files, ctid)) {
+    // Not among the kernel's running containers: vzctl tells the other states apart.
+    const st = await ctStatus(ctx, ctid);
+    if (!st.exists) return print(ctx, "d");
+    if (!st.running) {
+      if (st.mounted) return print(ctx, "e");
+      const checkpoint = `${ct.imagesDir}/checkpoint`;
+      const rec = await readRecord(ctx.host, checkpoint);
+      const saved = (rec === undefined || (!rec.restoredAt && rec.ctid === ctid)) &&
+        (await ctx.host.exists(checkpoint, { privileged: true }));
+      return print(ctx, st.suspended || saved ? "p" : "d");
+    }
+    files = await readPollFiles(ctx.host, ctid); // it started since the first read
   }
   const values = {
     USEDMEMORY: memoryKb(files, ctid),
@@ -69,15 +78,20 @@ export default async function poll(ctx: CommandContext): Promise<number> {
   return print(ctx, "a", values);
 }
 
+function listedRunning(files: PollFiles, ctid: number): boolean {
+  return files.veinfo !== null && parseVeinfo(veidSection(files.veinfo, ctid)).has(ctid);
+}
+
 async function readPollFiles(host: Host, ctid: number): Promise<PollFiles> {
   const paths = [
     confPathFor(host, ctid),
+    host.sysPath("/proc/vz/veinfo"),
     host.sysPath("/proc/bc/resources"),
     host.sysPath("/proc/vz/vestat"),
     host.sysPath("/proc/vz/venetstat"),
     host.sysPath("/proc/net/dev"),
   ];
-  const [[conf, bcResources, vestat, venetstat, netDev], vswap] = await Promise.all([
+  const [[conf, veinfo, bcResources, vestat, venetstat, netDev], vswap] = await Promise.all([
     host.readFiles(paths, { privileged: true }),
     // vzctl's own test for a VSwap kernel (access(2) of /proc/vz/vswap, whatever its type).
     host.exists(host.sysPath("/proc/vz/vswap")),
@@ -87,7 +101,7 @@ async function readPollFiles(host: Host, ctid: number): Promise<PollFiles> {
     host.sysPath("/proc/user_beancounters"),
     { privileged: true },
   );
-  return { conf, beancounters, vswap, vestat, venetstat, netDev };
+  return { conf, veinfo, beancounters, vswap, vestat, venetstat, netDev };
 }
 
 function print(ctx: CommandContext, state: string, values?: Record<string, number>): number {
