@@ -315,6 +315,26 @@ simTest("poll: memory on a VSwap node is physpages.held × 4 KB", async () => {
   assert.equal(Number(kv.USEDMEMORY), bc.physpages.held * 4);
 });
 
+simTest(
+  "poll: without /proc/bc/<CTID>/resources (older kernels) memory comes from the table",
+  async () => {
+    const node = await newNode();
+    const vm = await makeVm(node, 10);
+    await Deno.remove(`${node.sim}/proc/bc/${vm.ctid}`, { recursive: true });
+    const kv = parsePoll((await node.onevz("poll", String(vm.ctid))).stdout);
+    const bc = parseBeancounters(await Deno.readTextFile(`${node.sim}/proc/bc/resources`)).get(
+      vm.ctid,
+    );
+    assert.ok(bc && bc.privvmpages.held > 0);
+    assert.equal(Number(kv.USEDMEMORY), bc.privvmpages.held * 4);
+    // Neither file: /proc/user_beancounters, as on the oldest kernels.
+    await Deno.remove(`${node.sim}/proc/bc`, { recursive: true });
+    const kv2 = parsePoll((await node.onevz("poll", String(vm.ctid))).stdout);
+    const ubc = parseBeancounters(await Deno.readTextFile(`${node.sim}/proc/user_beancounters`));
+    assert.equal(Number(kv2.USEDMEMORY), ubc.get(vm.ctid)!.privvmpages.held * 4);
+  },
+);
+
 simTest("poll: CPU from vestat deltas between two polls, first poll = average", async () => {
   const node = await newNode();
   const vm = await makeVm(node, 9);

@@ -1,7 +1,11 @@
 /**
  * LocalHost runs commands on this machine (the node itself under one_vmm_ssh, or the
- * front-end). When no privilege change is needed, file helpers use the file system directly.
+ * front-end). When no privilege change is needed, file helpers use the file system directly,
+ * with Deno's synchronous calls: the files are small, and an asynchronous call's first use
+ * costs a poll about 2 ms of its budget. The methods stay `async` so that a failure is still a
+ * rejected promise for callers that `.catch()`.
  */
+// deno-lint-ignore-file require-await
 import { Host, type RunOptions, type RunResult } from "./host.ts";
 
 export class LocalHost extends Host {
@@ -67,7 +71,7 @@ export class LocalHost extends Host {
   override async readFile(path: string, opts: { privileged?: boolean } = {}) {
     if (!this.direct(opts)) return super.readFile(path, opts);
     try {
-      return await Deno.readTextFile(path);
+      return Deno.readTextFileSync(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
@@ -82,7 +86,7 @@ export class LocalHost extends Host {
   override async exists(path: string, opts: { privileged?: boolean } = {}) {
     if (!this.direct(opts)) return super.exists(path, opts);
     try {
-      await Deno.lstat(path);
+      Deno.lstatSync(path);
       return true;
     } catch {
       return false;
@@ -92,7 +96,7 @@ export class LocalHost extends Host {
   override async isSymlink(path: string, opts: { privileged?: boolean } = {}) {
     if (!this.direct(opts)) return super.isSymlink(path, opts);
     try {
-      return (await Deno.lstat(path)).isSymlink;
+      return Deno.lstatSync(path).isSymlink;
     } catch {
       return false;
     }
@@ -101,7 +105,7 @@ export class LocalHost extends Host {
   override async isDirectory(path: string, opts: { privileged?: boolean } = {}) {
     if (!this.direct(opts)) return super.isDirectory(path, opts);
     try {
-      return (await Deno.stat(path)).isDirectory;
+      return Deno.statSync(path).isDirectory;
     } catch {
       return false;
     }
@@ -116,29 +120,33 @@ export class LocalHost extends Host {
     const tmp = `${path}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
     try {
       const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-      await Deno.writeFile(tmp, bytes, { mode: opts.mode ?? 0o644 });
-      if (opts.mode !== undefined) await Deno.chmod(tmp, opts.mode);
-      await Deno.rename(tmp, path);
+      Deno.writeFileSync(tmp, bytes, { mode: opts.mode ?? 0o644 });
+      if (opts.mode !== undefined) Deno.chmodSync(tmp, opts.mode);
+      Deno.renameSync(tmp, path);
     } catch (e) {
-      await Deno.remove(tmp).catch(() => {});
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never written */ }
       throw e;
     }
   }
 
   override async mkdirp(path: string, opts: { privileged?: boolean; mode?: number } = {}) {
     if (!this.direct(opts)) return super.mkdirp(path, opts);
-    await Deno.mkdir(path, { recursive: true, mode: opts.mode });
+    Deno.mkdirSync(path, { recursive: true, mode: opts.mode });
   }
 
   override async rename(from: string, to: string, opts: { privileged?: boolean } = {}) {
     if (!this.direct(opts)) return super.rename(from, to, opts);
-    await Deno.rename(from, to);
+    Deno.renameSync(from, to);
   }
 
   override async remove(path: string, opts: { privileged?: boolean; recursive?: boolean } = {}) {
     if (!this.direct(opts)) return super.remove(path, opts);
-    await Deno.remove(path, { recursive: opts.recursive }).catch((e) => {
+    try {
+      Deno.removeSync(path, { recursive: opts.recursive });
+    } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
+    }
   }
 }

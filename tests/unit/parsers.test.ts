@@ -131,6 +131,20 @@ Deno.test("user_beancounters: 24-row layout, dummies dropped, LONG_MAX → Infin
   assert.equal(ct.numiptent.held, 10);
 });
 
+Deno.test("/proc/bc/<id>/resources: rows without the id column belong to the owner", () => {
+  const own = [
+    "            kmemsize                  2781412              3559424  9223372036854775807  9223372036854775807                    0",
+    "            physpages                    9127                12305                    0                65536                    0",
+    "            swappages                      12                   14                    0               262144                    0",
+  ].join("\n");
+  const t = parseBeancounters(own, 101);
+  assert.deepEqual([...t.keys()], [101]);
+  assert.equal(t.get(101)!.physpages.held, 9127);
+  assert.equal(t.get(101)!.kmemsize.limit, Infinity);
+  // Without an owner such rows have nobody to belong to.
+  assert.equal(parseBeancounters(own).size, 0);
+});
+
 Deno.test("/proc/bc/resources and OpenVZ 7 one-space layout, several CTs", () => {
   const text = [
     "       101: kmemsize     100 200 300 400 0",

@@ -6,7 +6,8 @@
  *    deleted → d; mounted but not running → e; stopped with R/checkpoint present (and not
  *    marked restored in its record) or vzctl's `suspended` → p; stopped without a checkpoint
  *    (the guest halted) → d, so oned marks it UNKNOWN and a restart redeploys it.
- *  - Memory (KB) from /proc/bc/resources, else /proc/user_beancounters: on a VSwap kernel
+ *  - Memory (KB) from the container's own /proc/bc/<CTID>/resources, else the tables of every
+ *    container (/proc/bc/resources, /proc/user_beancounters): on a VSwap kernel
  *    (/proc/vz/vswap exists) physpages.held × 4 (RAM incl. page cache, what VSwap limits);
  *    on a UBC kernel privvmpages.held × 4 (allocated memory, what UBC limits).
  *  - CPU (% of one CPU) from /proc/vz/vestat columns 8 (uptime) and 9 (used): 100 × Δused /
@@ -43,8 +44,11 @@ const INT_MAX = 2147483647;
 /** What poll reads, in one batch: CTID.conf and the kernel's accounting tables. */
 interface PollFiles {
   conf: string | null;
-  veinfo: string | null;
+  /** Listed in /proc/vz/veinfo, the kernel's running containers. */
+  running: boolean;
   beancounters: string | null;
+  /** The beancounters text is the container's own file (rows without the id column). */
+  ownBeancounters: boolean;
   vswap: boolean;
   vestat: string | null;
   venetstat: string | null;
@@ -56,7 +60,7 @@ export default async function poll(ctx: CommandContext): Promise<number> {
   let files = await readPollFiles(ctx.host, ctid);
   if (files.conf === null) return print(ctx, "d");
   const ct = describeContainer(ctid, confPathFor(ctx.host, ctid), files.conf);
-  if (!listedRunning(files, ctid)) {
+  if (!files.running) {
     // Not among the kernel's running containers: vzctl tells the other states apart.
     const st = await ctStatus(ctx, ctid);
     if (!st.exists) return print(ctx, "d");
@@ -68,7 +72,7 @@ export default async function poll(ctx: CommandContext): Promise<number> {
         (await ctx.host.exists(checkpoint, { privileged: true }));
       return print(ctx, st.suspended || saved ? "p" : "d");
     }
-    files = await readPollFiles(ctx.host, ctid); // it started since the first read
+    files = await readPollFiles(ctx.host, ctid, true); // it started since the first read
   }
   const values = {
     USEDMEMORY: memoryKb(files, ctid),
@@ -78,30 +82,42 @@ export default async function poll(ctx: CommandContext): Promise<number> {
   return print(ctx, "a", values);
 }
 
-function listedRunning(files: PollFiles, ctid: number): boolean {
-  return files.veinfo !== null && parseVeinfo(veidSection(files.veinfo, ctid)).has(ctid);
-}
-
-async function readPollFiles(host: Host, ctid: number): Promise<PollFiles> {
+async function readPollFiles(host: Host, ctid: number, runningPerVzctl = false) {
   const paths = [
     confPathFor(host, ctid),
     host.sysPath("/proc/vz/veinfo"),
-    host.sysPath("/proc/bc/resources"),
+    host.sysPath(`/proc/bc/${ctid}/resources`),
     host.sysPath("/proc/vz/vestat"),
     host.sysPath("/proc/vz/venetstat"),
     host.sysPath("/proc/net/dev"),
   ];
-  const [[conf, veinfo, bcResources, vestat, venetstat, netDev], vswap] = await Promise.all([
+  const [[conf, veinfo, ownBc, vestat, venetstat, netDev], vswap] = await Promise.all([
     host.readFiles(paths, { privileged: true }),
     // vzctl's own test for a VSwap kernel (access(2) of /proc/vz/vswap, whatever its type).
     host.exists(host.sysPath("/proc/vz/vswap")),
   ]);
-  // Kernels without /proc/bc/resources (the older UBC ones) only have user_beancounters.
-  const beancounters = conf === null || bcResources !== null ? bcResources : await host.readFile(
-    host.sysPath("/proc/user_beancounters"),
-    { privileged: true },
-  );
-  return { conf, veinfo, beancounters, vswap, vestat, venetstat, netDev };
+  const running = runningPerVzctl ||
+    (veinfo !== null && parseVeinfo(veidSection(veinfo, ctid)).has(ctid));
+  // A running container without its own file (older kernels): the tables of every CT.
+  let beancounters = ownBc;
+  if (conf !== null && running && ownBc === null) {
+    const [all, ubc] = await host.readFiles(
+      [host.sysPath("/proc/bc/resources"), host.sysPath("/proc/user_beancounters")],
+      { privileged: true },
+    );
+    beancounters = all ?? ubc;
+  }
+  const files: PollFiles = {
+    conf,
+    running,
+    beancounters,
+    ownBeancounters: ownBc !== null,
+    vswap,
+    vestat,
+    venetstat,
+    netDev,
+  };
+  return files;
 }
 
 function print(ctx: CommandContext, state: string, values?: Record<string, number>): number {
@@ -119,8 +135,10 @@ function print(ctx: CommandContext, state: string, values?: Record<string, numbe
 }
 
 function memoryKb(files: PollFiles, ctid: number): number {
-  const rows = files.beancounters ? veidSection(files.beancounters, ctid, { block: true }) : "";
-  const bc = parseBeancounters(rows).get(ctid);
+  const text = files.beancounters ?? "";
+  const bc = files.ownBeancounters
+    ? parseBeancounters(text, ctid).get(ctid)
+    : parseBeancounters(veidSection(text, ctid, { block: true })).get(ctid);
   if (!bc) return 0;
   const held = (files.vswap ? bc.physpages : bc.privvmpages)?.held ?? 0;
   return held * 4;
