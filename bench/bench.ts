@@ -327,12 +327,12 @@ async function tmClone(work: string, preload?: string) {
     const vmDir = bed.vmDir.replace(/\/$/, "");
     let vid = 100;
     const target = () => `cn1:${vmDir}/${vid++}/images/disk.0`;
-    const clone = (env = direct): Spawn => ({
+    const clone = (env: Record<string, string> = direct): Spawn => ({
       argv: [...ONEVZ, "tm-clone", image, target()],
       env,
       cwd: REPO,
     });
-    const stock = (env = direct): Spawn => ({
+    const stock = (env: Record<string, string> = direct): Spawn => ({
       argv: [`${REPO}/bench/baseline/tm_clone.sh`, image, target()],
       env,
       cwd: REPO,

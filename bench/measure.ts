@@ -63,14 +63,15 @@ export interface Spawn {
   cwd?: string;
 }
 
-/** Run once, timing spawn to exit; toolMs from OVZ_SIM_TIMES when the env sets it. */
-export async function timed(cmd: Spawn): Promise<Run> {
-  const times = cmd.env?.OVZ_SIM_TIMES;
-  if (times) await Deno.writeTextFile(times, "");
-  const t0 = performance.now();
-  const child = new Deno.Command(cmd.argv[0], {
-    args: cmd.argv.slice(1),
-    env: cmd.env,
+/** Start argv (prefixed by `before`) with the command's env, cwd and stdin; await its end. */
+async function outputOf(
+  cmd: Spawn,
+  opts: { before?: string[]; env?: Record<string, string> } = {},
+) {
+  const argv = [...(opts.before ?? []), ...cmd.argv];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: opts.env ?? cmd.env,
     cwd: cmd.cwd,
     stdin: cmd.stdin === undefined ? "null" : "piped",
     stdout: "piped",
@@ -81,7 +82,15 @@ export async function timed(cmd: Spawn): Promise<Run> {
     await w.write(typeof cmd.stdin === "string" ? new TextEncoder().encode(cmd.stdin) : cmd.stdin);
     await w.close();
   }
-  const out = await child.output();
+  return { pid: child.pid, out: await child.output() };
+}
+
+/** Run once, timing spawn to exit; toolMs from OVZ_SIM_TIMES when the env sets it. */
+export async function timed(cmd: Spawn): Promise<Run> {
+  const times = cmd.env?.OVZ_SIM_TIMES;
+  if (times) await Deno.writeTextFile(times, "");
+  const t0 = performance.now();
+  const { out } = await outputOf(cmd);
   const wallMs = performance.now() - t0;
   const dec = new TextDecoder();
   return {
@@ -120,26 +129,13 @@ export async function buildPeakRss(repo: string, dir: string): Promise<string | 
 export async function peakRssKb(cmd: Spawn, preload: string): Promise<number> {
   const log = await Deno.makeTempFile({ prefix: "onevz-rss-" });
   try {
-    const child = new Deno.Command(cmd.argv[0], {
-      args: cmd.argv.slice(1),
+    const { pid, out } = await outputOf(cmd, {
       env: { ...cmd.env, LD_PRELOAD: preload, ONEVZ_BENCH_RSS_LOG: log },
-      cwd: cmd.cwd,
-      stdin: cmd.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (cmd.stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(
-        typeof cmd.stdin === "string" ? new TextEncoder().encode(cmd.stdin) : cmd.stdin,
-      );
-      await w.close();
-    }
-    const out = await child.output();
+    });
     must({ code: out.code, stderr: new TextDecoder().decode(out.stderr) }, cmd.argv.join(" "));
     for (const line of (await Deno.readTextFile(log)).split("\n")) {
-      const [pid, kb] = line.split(" ").map(Number);
-      if (pid === child.pid) return kb;
+      const [p, kb] = line.split(" ").map(Number);
+      if (p === pid) return kb;
     }
     throw new Error(`no peak memory recorded for ${cmd.argv.join(" ")}`);
   } finally {
@@ -157,34 +153,18 @@ export async function peakRssKb(cmd: Spawn, preload: string): Promise<number> {
 export async function childPrograms(cmd: Spawn): Promise<string[]> {
   const out = await Deno.makeTempFile({ prefix: "onevz-strace-" });
   try {
-    const r = await new Deno.Command("strace", {
-      args: [
-        "-f",
-        "-qq",
-        "-s",
-        "200",
-        "-e",
-        "trace=execve,clone,clone3,fork,vfork",
-        "-e",
-        "signal=none",
-        "-o",
-        out,
-        ...cmd.argv,
-      ],
-      env: cmd.env,
-      cwd: cmd.cwd,
-      stdin: cmd.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (cmd.stdin !== undefined) {
-      const w = r.stdin.getWriter();
-      await w.write(
-        typeof cmd.stdin === "string" ? new TextEncoder().encode(cmd.stdin) : cmd.stdin,
-      );
-      await w.close();
-    }
-    const res = await r.output();
+    const strace = [
+      "strace",
+      "-f",
+      "-qq",
+      "-s",
+      "200",
+      "-e",
+      "trace=execve,clone,clone3,fork,vfork",
+    ];
+    const { out: res } = await outputOf(cmd, {
+      before: [...strace, "-e", "signal=none", "-o", out],
+    });
     must({ code: res.code, stderr: new TextDecoder().decode(res.stderr) }, "strace");
     return directChildren(await Deno.readTextFile(out));
   } finally {

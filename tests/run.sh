@@ -58,7 +58,7 @@ mapfile -t test_sources < <(find tests -name '*.ts' -not -path '*/node_modules/*
 
 check "deno fmt --check" "$DENO" fmt --check
 check "deno lint" "$DENO" lint
-check "deno check main.ts and the tests" "$DENO" check --quiet main.ts "${test_sources[@]}"
+check "deno check main.ts, build.ts, the bench and the tests" "$DENO" check --quiet main.ts build.ts bench/bench.ts "${test_sources[@]}"
 
 # --- deno test ------------------------------------------------------------------------------
 say "deno test -A --no-lock tests/"
