@@ -12,6 +12,7 @@ import type { CommandContext, Io } from "./src/cli/context.ts";
 import { EXIT_FAILURE, EXIT_USAGE, OnevzError, UsageError } from "./src/cli/errors.ts";
 import type { Host } from "./src/host/host.ts";
 import { LocalHost } from "./src/host/local.ts";
+import { basename } from "./src/host/posix_path.ts";
 import { VERSION } from "./src/version.ts";
 
 const io: Io = {
@@ -55,10 +56,6 @@ function commandHelp(c: CommandEntry): string {
     ...(opts.length ? ["", "Options:", ...opts] : []),
     "",
   ].join("\n");
-}
-
-function basename(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
 }
 
 /**

@@ -9,6 +9,7 @@
  */
 import { OnevzError } from "../cli/errors.ts";
 import type { Host } from "../host/host.ts";
+import { dirname } from "../host/posix_path.ts";
 import { expandVeid, parseVzConf } from "./parsers.ts";
 
 export interface ContainerInfo {
@@ -49,7 +50,7 @@ export function describeContainer(
   if (!privateDir.startsWith("/")) {
     throw new OnevzError(`${confPath}: VE_PRIVATE is not an absolute path`);
   }
-  const imagesDir = privateDir.slice(0, privateDir.lastIndexOf("/")) || "/";
+  const imagesDir = dirname(privateDir);
   return {
     ctid,
     confPath,

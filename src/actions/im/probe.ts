@@ -14,6 +14,7 @@
  */
 import type { CommandContext } from "../../cli/context.ts";
 import type { Host } from "../../host/host.ts";
+import { LocalHost } from "../../host/local.ts";
 
 export interface CpuSample {
   /** Sum of user..steal jiffies over all CPUs. */
@@ -295,30 +296,24 @@ export function probeSamplePath(ctx: CommandContext): string {
   }.json`;
 }
 
-async function loadSample(path: string): Promise<CpuSample | undefined> {
+/** The previous probe's sample, if it is there and sane (else the probe samples for itself). */
+async function loadSample(local: LocalHost, path: string): Promise<CpuSample | undefined> {
   try {
-    const s = JSON.parse(await Deno.readTextFile(path));
-    if (Number.isSafeInteger(s.total) && Number.isSafeInteger(s.idle)) {
+    const s = JSON.parse((await local.readFile(path)) ?? "null");
+    if (Number.isSafeInteger(s?.total) && Number.isSafeInteger(s?.idle)) {
       return { total: s.total, idle: s.idle };
     }
-  } catch { /* none yet, or unreadable: sample now */ }
+  } catch { /* unreadable: sample now */ }
   return undefined;
 }
 
-async function storeSample(path: string, sample: CpuSample): Promise<void> {
-  const tmp = `${path}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeTextFile(tmp, JSON.stringify(sample) + "\n");
-    await Deno.rename(tmp, path);
-  } catch {
-    await Deno.remove(tmp).catch(() => {}); // the next probe samples for itself
-  }
-}
-
 export default async function (ctx: CommandContext): Promise<number> {
+  // The sample lives where onevz runs (the node, or the front-end when agentless).
+  const local = new LocalHost({ useSudo: false });
   const samplePath = probeSamplePath(ctx);
-  const facts = await readProbeFacts(ctx.host, { previous: await loadSample(samplePath) });
-  await storeSample(samplePath, facts.cpuSample);
+  const facts = await readProbeFacts(ctx.host, { previous: await loadSample(local, samplePath) });
+  await local.writeFileAtomic(samplePath, JSON.stringify(facts.cpuSample) + "\n")
+    .catch(() => {}); // not kept: the next probe samples for itself
   ctx.io.out(formatProbe(facts));
   return 0;
 }

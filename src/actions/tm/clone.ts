@@ -56,15 +56,20 @@ export async function fileDigest(path: string, log?: TmLog): Promise<string> {
 }
 
 /**
- * The repeat clone, in one command on the node (one ssh round trip): create the destination
- * and cache directories and, when the cache holds the image, link (or copy) it to a temporary
- * name and rename that to the target. Prints `hit` or `miss`. The script is a constant; paths
+ * Place the target from the node cache in one command on the node (one ssh round trip):
+ * create the destination and cache directories and, when the cache holds the image, link it
+ * (or copy it when a hard link fails) to a temporary name and rename that to the target, so
+ * it only ever appears whole. Prints `miss`, or `hit` (after `copied: <why>` for a copy). Used
+ * for every clone: a repeat clone is this command alone. The script is a constant; paths
  * travel as its positional parameters, quoted like every other argument.
  */
 const PLACE_IF_CACHED = [
   'mkdir -p -- "$1" "$2" || exit 1',
   '[ -e "$3" ] || { echo miss; exit 0; }',
-  'ln -f -- "$3" "$5" 2>/dev/null || cp --sparse=always -- "$3" "$5" || { rm -f -- "$5"; exit 1; }',
+  'if ! why=$(ln -f -- "$3" "$5" 2>&1); then',
+  '  echo "copied: $why" | tr "\n" " "; echo',
+  '  cp --sparse=always -- "$3" "$5" || { rm -f -- "$5"; exit 1; }',
+  "fi",
   'chmod a+rw -- "$5" 2>/dev/null',
   'mv -f -- "$5" "$4" || { rm -f -- "$5"; exit 1; }',
   "echo hit",
@@ -73,27 +78,13 @@ const PLACE_IF_CACHED = [
 async function placeIfCached(
   node: Host,
   p: { dstDir: string; cacheDir: string; cached: string; target: string },
+  log: TmLog,
 ): Promise<boolean> {
   const argv = ["sh", "-c", PLACE_IF_CACHED, "sh", p.dstDir, p.cacheDir, p.cached, p.target];
   const r = await node.run([...argv, tempName(p.target)]);
-  return r.stdout.trim() === "hit";
-}
-
-/** Make `target` on the node a link (or copy) of `cached`, appearing only by rename. */
-async function placeFromCache(node: Host, cached: string, target: string, log: TmLog) {
-  const tmp = tempName(target);
-  try {
-    const ln = await node.run(["ln", "-f", "--", cached, tmp], { check: false });
-    if (ln.status !== 0) {
-      log(`hard link failed (${ln.stderr.trim() || "exit " + ln.status}), copying instead`);
-      await node.run(["cp", "--sparse=always", "--", cached, tmp]);
-    }
-    await node.run(["chmod", "a+rw", "--", tmp], { check: false });
-    await node.rename(tmp, target);
-  } catch (e) {
-    await node.run(["rm", "-f", "--", tmp], { check: false });
-    throw e;
-  }
+  const copied = /^copied: (.*)$/m.exec(r.stdout);
+  if (copied) log(`hard link failed (${copied[1].trim() || "no message"}), copying instead`);
+  return /^hit$/m.test(r.stdout);
 }
 
 /** Stream a front-end file to `dest` on the node, verifying its digest there. */
@@ -158,13 +149,16 @@ export async function clone(ctx: CommandContext, log: TmLog): Promise<void> {
     }
     const cacheDir = nodeJoin(layout.vmDir, CACHE_DIR_NAME);
     const cached = nodeJoin(cacheDir, digest);
-    if (await placeIfCached(node, { dstDir, cacheDir, cached, target: dstPath })) {
+    const place = { dstDir, cacheDir, cached, target: dstPath };
+    if (await placeIfCached(node, place, log)) {
       log(`cache hit on ${node.name}: ${cached} (0 image bytes sent)`);
     } else {
       log(`cache miss on ${node.name}: sending the image`);
       await sendVerified(node, srcPath, digest, cached, log);
       await node.run(["chmod", "a+r", "--", cached], { check: false });
-      await placeFromCache(node, cached, dstPath, log);
+      if (!(await placeIfCached(node, place, log))) {
+        throw new OnevzError(`${cached} vanished from ${node.name}'s cache while cloning`);
+      }
     }
     log(`Placed ${node.name}:${dstPath}`);
   } finally {
