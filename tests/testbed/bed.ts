@@ -402,9 +402,21 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
     async stop() {
       if (stopped) return;
       bed.stopSync();
-      // Give the killed sshds a moment to go so ports and namespaces are released.
-      const until = Date.now() + 2000;
-      while (pids.some(isAlive) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      // Give the killed sshds a moment to go so ports and namespaces are released; one that
+      // ignores SIGTERM that long (a loaded machine, caught mid start-up) gets SIGKILL.
+      const waitGone = async (ms: number) => {
+        const until = Date.now() + ms;
+        while (pids.some(isAlive) && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      };
+      await waitGone(2000);
+      for (const pid of pids.filter(isAlive)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone meanwhile */ }
+      }
+      await waitGone(2000);
     },
   };
   live.add(bed);
