@@ -518,17 +518,19 @@ Deno.test("vzctl set: remaining options, runscript, concurrent lock", async () =
         'SEARCHDOMAIN="example.org"',
         'CPUMASK="0-2,7"',
         'DESCRIPTION="web server"',
-        'CAPABILITY="net_admin:on"',
+        'CAPABILITY="NET_ADMIN:on"',
         'FEATURES="nfs:on"',
-        'IPTABLES="ip_tables iptable_filter"',
+        'IPTABLES="ip_tables iptable_filter "',
         'QUOTATIME="600"',
         'VE_ROOT="/vz/root/$VEID"',
       ]
     ) assert.ok(t.includes(`\n${l}\n`), l);
     assert.match(
       t,
-      /\nNETIF="ifname=eth2,bridge=br1,mac=00:18:51:[0-9A-F:]{8},host_ifname=veth101\.2,host_mac=00:18:51:[0-9A-F:]{8}"\n$/,
+      /\nNETIF="ifname=eth2,bridge=br1,mac=00:18:51:[0-9A-F:]{8},host_ifname=veth101\.2,host_mac=00:18:51:[0-9A-F:]{8}"\n/,
     );
+    // vzctl's table order for appended keys: … CPULIMIT NETIF FEATURES (vzctl-observed.md)
+    assert.ok(t.indexOf("\nNETIF=") < t.indexOf("\nFEATURES="));
     r = await vzctl(root, "set", "101", "--setmode", "later", "--save");
     assert.equal(r.code, 21);
     r = await vzctl(root, "set", "101", "--ostemplate", "x");
