@@ -1,10 +1,12 @@
 /**
  * The VMM driver configuration, vmm_ssh_ovz.conf: OpenNebula template syntax whose
- * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL ]` vector holds onevz's own settings; every
+ * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL, RAW_ALLOW, RAW_LOOSEN ]` vector holds onevz's
+ * own settings (RAW_ALLOW/RAW_LOOSEN: src/ovz/raw_policy.ts); every
  * other attribute is a default merged into each VM template (see applyDefaults).
  */
 import { z } from "zod";
 import { InvalidInputError } from "../cli/errors.ts";
+import { parseRawAllow, parseRawLoosen, type RawPolicy } from "../ovz/raw_policy.ts";
 import { DEFAULT_CTID_OFFSET, MAX_CTID } from "./ctid.ts";
 import { parseTemplateText } from "./defaults.ts";
 import { cloneDoc, emptyDoc, type TemplateDoc, vectors } from "./template.ts";
@@ -18,6 +20,8 @@ export interface DriverConfig {
   contextDir: string;
   /** Network device type for NICs without MODEL=veth|venet. */
   nicModel: NicModel;
+  /** What RAW may do beyond the safe defaults (ONEVZ/RAW_ALLOW, ONEVZ/RAW_LOOSEN). */
+  rawPolicy: RawPolicy;
   /** Template defaults (the file without the ONEVZ vector). */
   defaults: TemplateDoc;
 }
@@ -38,6 +42,8 @@ const settingsSchema = z.object({
   NIC_MODEL: z.string().transform((s) => s.toLowerCase()).pipe(
     z.enum(["venet", "veth"], "must be venet or veth"),
   ).default(DEFAULT_NIC_MODEL),
+  RAW_ALLOW: z.string().default(""),
+  RAW_LOOSEN: z.string().default(""),
 }).loose();
 
 /** Parse vmm_ssh_ovz.conf text (null: the file is missing, all built-in defaults). */
@@ -55,6 +61,20 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
       `${file}: ONEVZ/${issue.path.join("/")}: ${issue.message}`,
     );
   }
+  const setting = <T>(name: string, parse: (text: string) => T, text: string): T => {
+    try {
+      return parse(text);
+    } catch (e) {
+      if (e instanceof RangeError) {
+        throw new InvalidInputError(`${file}: ONEVZ/${name}: ${e.message}`);
+      }
+      throw e;
+    }
+  };
+  const rawPolicy: RawPolicy = {
+    allow: setting("RAW_ALLOW", parseRawAllow, r.data.RAW_ALLOW),
+    loosen: setting("RAW_LOOSEN", parseRawLoosen, r.data.RAW_LOOSEN),
+  };
   const defaults = cloneDoc(doc);
   defaults.attributes.delete("ONEVZ");
   const ctidOffset = typeof r.data.CTID_OFFSET === "number"
@@ -64,6 +84,7 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
     ctidOffset,
     contextDir: r.data.CONTEXT_DIR,
     nicModel: r.data.NIC_MODEL as NicModel,
+    rawPolicy,
     defaults,
   };
 }

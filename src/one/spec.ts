@@ -18,12 +18,30 @@
  * - DISKSPACE / DISKINODES: the OS DISK's sub-attributes, else the top-level attributes.
  * - NIC: model veth when NIC MODEL = veth, venet when MODEL = venet, otherwise the driver's
  *   NIC_MODEL. A venet NIC needs an IP.
- * - RAW = [ TYPE = "ovz", DATA = "--opt value …" ]: tokenised without a shell and checked
- *   against the vzctl set option table (src/ovz/options.ts). Other RAW types are ignored.
+ * - RAW = [ TYPE = "ovz", DATA = "--opt value …" ]: tokenised without a shell, checked against
+ *   the vzctl set option table (src/ovz/options.ts) and the RAW policy (src/ovz/raw_policy.ts:
+ *   resources may only tighten what the attributes above gave, options that reach the node
+ *   need ONEVZ/RAW_ALLOW). A RAW value for an option the template already produced replaces
+ *   it (vzctl keeps only the first of two). Other RAW types are ignored.
  */
 import { z } from "zod";
 import { InvalidInputError } from "../cli/errors.ts";
-import { checkCpuLimit, checkRawArgs, tokenize } from "../ovz/options.ts";
+import {
+  checkCpuLimit,
+  checkCpuMask,
+  parseRawOptions,
+  rawArgv,
+  type RawOption,
+  tokenize,
+} from "../ovz/options.ts";
+import { setOptions } from "../ovz/plan.ts";
+import {
+  baselineFromArgs,
+  checkRawPolicy,
+  DEFAULT_RAW_POLICY,
+  type RawPolicy,
+  RawRefusal,
+} from "../ovz/raw_policy.ts";
 import {
   checkDiskQuota,
   hasControlChar,
@@ -117,6 +135,8 @@ export interface SpecOptions {
   ctidOffset?: number;
   nicModel?: NicModel;
   contextDir?: string;
+  /** What RAW may do beyond the safe defaults (the defaults file's ONEVZ/RAW_ALLOW …). */
+  rawPolicy?: RawPolicy;
 }
 
 // ---------- atoms ----------
@@ -180,11 +200,6 @@ const cpuFloatSchema = z.string().regex(/^[0-9]{1,6}(\.[0-9]{1,6})?$/, {
 }).transform(Number).refine((n) => n > 0 && n <= 4096, {
   error: (i) => `${String(i.input)} is out of range (0, 4096]`,
 });
-
-const cpumaskSchema = z.string().regex(
-  /^(all|auto|[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*)$/,
-  { error: (i) => `${show(String(i.input))} is not a CPU mask (e.g. 0-2,7, all, auto)` },
-);
 
 function fail(label: string, message: string): never {
   throw new InvalidInputError(`${label}: ${message}`);
@@ -370,7 +385,7 @@ function parseCpu(doc: TemplateDoc, notes: string[]): CpuSpec {
     cpu.cpus = vcpuValue;
     notes.push(`CPUS = VCPU = ${vcpuValue}`);
   }
-  if (present(mask)) cpu.cpumask = check("CPUMASK", cpumaskSchema, mask);
+  if (present(mask)) cpu.cpumask = rangeCheck("CPUMASK", () => (checkCpuMask(mask), mask));
   return cpu;
 }
 
@@ -439,17 +454,60 @@ function parseContext(doc: TemplateDoc): ContextSpec | undefined {
   return ctx;
 }
 
-function parseRaw(doc: TemplateDoc): string[] {
-  const argv: string[] = [];
+interface LabelledRaw extends RawOption {
+  label: string;
+}
+
+function parseRaw(doc: TemplateDoc): LabelledRaw[] {
+  const out: LabelledRaw[] = [];
   vectors(doc, "RAW").forEach((r, i) => {
     if ((r.TYPE ?? "").toLowerCase() !== "ovz") return;
     const label = `RAW ${i}/DATA`;
     const data = r.DATA ?? "";
     if (data.includes("\0")) fail(label, "contains NUL");
     const tokens = rangeCheck(label, () => tokenize(data));
-    argv.push(...rangeCheck(label, () => checkRawArgs(tokens)));
+    out.push(...rangeCheck(label, () => parseRawOptions(tokens)).map((o) => ({ ...o, label })));
   });
-  return argv;
+  return out;
+}
+
+/** Options vzctl takes once (a second use is ignored): a RAW value replaces the template's. */
+const REPLACES: Readonly<Record<string, (spec: VmSpec, value: string) => void>> = {
+  cpuunits: (s, v) => void (s.cpu.cpuunits = Number(v)),
+  cpulimit: (s, v) => void (s.cpu.cpulimit = v),
+  cpus: (s, v) => void (s.cpu.cpus = Number(v)),
+  cpumask: (s, v) => void (s.cpu.cpumask = v),
+  diskspace: (s, v) => void (s.diskspace = v),
+  diskinodes: (s, v) => void (s.diskinodes = v),
+  hostname: (s, v) => void (s.context!.hostname = v),
+  onboot: (s, v) => void (s.onboot = v === "yes"),
+};
+
+/**
+ * Check the RAW options against the policy and what the template produced on either node
+ * flavour, fold those that replace a template value into the spec, and set spec.raw.
+ */
+function applyRaw(spec: VmSpec, raw: LabelledRaw[], policy: RawPolicy): void {
+  const produced = (["ubc", "vswap"] as const).map((flavour) => ({
+    where: `${flavour === "ubc" ? "UBC" : "VSwap"} nodes`,
+    values: baselineFromArgs(setOptions(spec, flavour).args),
+  }));
+  try {
+    checkRawPolicy(raw, produced, policy);
+  } catch (e) {
+    if (e instanceof RawRefusal) fail(raw[e.index].label, e.message);
+    throw e;
+  }
+  const rest: RawOption[] = [];
+  for (const o of raw) {
+    const before = produced[0].values.get(o.name);
+    const replace = REPLACES[o.name];
+    if (replace && o.value !== null && before !== undefined) {
+      replace(spec, o.value);
+      spec.notes.push(`RAW --${o.name} ${o.value} replaces the template's --${o.name} ${before}`);
+    } else rest.push(o);
+  }
+  spec.raw = rawArgv(rest);
 }
 
 /** Validate a (defaults-merged) template and build the VM's typed spec. */
@@ -469,6 +527,9 @@ export function toSpec(doc: TemplateDoc, opts: SpecOptions = {}): VmSpec {
   const inodesLabel = present(osVector.DISKINODES)
     ? `DISK ${osDisk.diskId}/DISKINODES`
     : "DISKINODES";
+  const nics = parseNics(doc, opts.nicModel ?? DEFAULT_NIC_MODEL);
+  const context = parseContext(doc);
+  const raw = parseRaw(doc);
   const spec: VmSpec = {
     vmid,
     name,
@@ -477,9 +538,9 @@ export function toSpec(doc: TemplateDoc, opts: SpecOptions = {}): VmSpec {
     diskCount,
     memory,
     cpu,
-    nics: parseNics(doc, opts.nicModel ?? DEFAULT_NIC_MODEL),
-    context: parseContext(doc),
-    raw: parseRaw(doc),
+    nics,
+    context,
+    raw: [],
     contextDir: opts.contextDir ?? DEFAULT_CONTEXT_DIR,
     notes,
   };
@@ -492,5 +553,6 @@ export function toSpec(doc: TemplateDoc, opts: SpecOptions = {}): VmSpec {
   }
   const onboot = scalar(doc, "ONBOOT");
   if (present(onboot)) spec.onboot = yesNo("ONBOOT", onboot);
+  applyRaw(spec, raw, opts.rawPolicy ?? DEFAULT_RAW_POLICY);
   return spec;
 }

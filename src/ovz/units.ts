@@ -128,28 +128,61 @@ export function mbArg(megabytes: number): string {
   return `${megabytes}M`;
 }
 
+const DISK_SUFFIX_KB: Record<string, bigint> = {
+  "": 1n,
+  K: 1n,
+  M: 1024n,
+  G: 1024n ** 2n,
+  T: 1024n ** 3n,
+};
+
+/** One disk quota number in native units (KB for diskspace, inodes), or null when malformed. */
+function diskQuotaNumber(kind: "diskspace" | "diskinodes", part: string): bigint | null {
+  const m = kind === "diskspace"
+    ? /^([0-9]{1,19})(?:\.([0-9]{1,6}))?([KMGTkmgt]?)$/.exec(part)
+    : /^([0-9]{1,19})()()$/.exec(part);
+  if (!m) return null;
+  const mult = DISK_SUFFIX_KB[m[3].toUpperCase()];
+  const frac = m[2] ?? "";
+  // Integer part times the unit, plus the fraction of the unit (vzctl truncates).
+  return BigInt(m[1]) * mult + (BigInt(frac || "0") * mult) / 10n ** BigInt(frac.length);
+}
+
 /**
  * Disk quota value (`--diskspace`, KB unless suffixed; `--diskinodes`, items): soft[:hard],
- * each a decimal with an optional K/M/G/T suffix for diskspace. Returns the text unchanged
- * when valid (vzctl normalises it), throws RangeError otherwise.
+ * each a decimal (diskspace: with an optional fraction and K/M/G/T suffix). Returns the text
+ * unchanged when vzctl 4.x accepts it (vzctl normalises it), throws RangeError otherwise.
+ * `unlimited` is refused: vzctl 4.11.1 rejects it (exit 21) although 3.0.x accepted it.
  */
 export function checkDiskQuota(kind: "diskspace" | "diskinodes", text: string): string {
-  const num = kind === "diskspace"
-    ? "(?:[0-9]{1,19}(?:\\.[0-9]{1,6})?[KMGTkmgt]?|unlimited)"
-    : "(?:[0-9]{1,19}|unlimited)";
-  const re = new RegExp(`^${num}(?::${num})?$`);
-  if (!re.test(text)) {
+  diskQuotaPair(kind, text);
+  return text;
+}
+
+/** The soft and hard values of a valid disk quota text, in KB (diskspace) or inodes. */
+export function diskQuotaPair(kind: "diskspace" | "diskinodes", text: string): [bigint, bigint] {
+  const parts = text.split(":");
+  if (parts.some((p) => p.toLowerCase() === "unlimited")) {
+    throw new RangeError(
+      `${show(text)}: vzctl 4.x refuses "unlimited" for --${kind} (exit 21, Bad parameter); ` +
+        (kind === "diskspace"
+          ? "give a size in KB or with K/M/G/T, e.g. 100G:110G, or leave it out to keep the node's default quota"
+          : "give an inode count, e.g. 2000000:2200000, or leave it out to keep the node's default quota"),
+    );
+  }
+  const values = parts.length <= 2 ? parts.map((p) => diskQuotaNumber(kind, p)) : [null];
+  if (values.some((v) => v === null)) {
     throw new RangeError(
       kind === "diskspace"
         ? `${show(text)} is not soft[:hard] in KB (or with a K/M/G/T suffix)`
         : `${show(text)} is not soft[:hard] as inode counts`,
     );
   }
-  for (const part of text.split(":")) {
-    const n = /^[0-9]+/.exec(part);
-    if (n && BigInt(n[0]) > UNLIMITED) throw new RangeError(`${show(part)} exceeds ${UNLIMITED}`);
+  for (const v of values) {
+    if (v! > UNLIMITED) throw new RangeError(`${show(text)} exceeds ${UNLIMITED}`);
   }
-  return text;
+  const soft = values[0]!;
+  return [soft, values[1] ?? soft];
 }
 
 /** A value for an error message: JSON-quoted (so control characters stay visible), shortened. */

@@ -79,6 +79,7 @@ export function specFromXml(xml: string, config: DriverConfig): VmSpec {
     ctidOffset: config.ctidOffset,
     nicModel: config.nicModel,
     contextDir: config.contextDir,
+    rawPolicy: config.rawPolicy,
   });
 }
 
