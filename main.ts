@@ -45,7 +45,7 @@ function globalHelp(): string {
 
 function commandHelp(c: CommandEntry): string {
   const opts = Object.entries(c.options ?? {}).map(([k, t]) =>
-    `  --${k}${t === "string" ? " <value>" : ""}`
+    `  --${k}${t === "string" ? " <value>" : t === "strings" ? " <value> (repeatable)" : ""}`
   );
   return [
     `Usage: onevz ${c.name}${c.usage ? " " + c.usage : ""}`,
@@ -119,7 +119,9 @@ async function buildContext(command: CommandEntry, rest: string[]): Promise<Comm
   let flags: Record<string, string | boolean> = {};
   if (command.options) {
     const options = Object.fromEntries(
-      Object.entries(command.options).map(([k, t]) => [k, { type: t }]),
+      Object.entries(command.options).map((
+        [k, t],
+      ) => [k, t === "strings" ? { type: "string" as const, multiple: true } : { type: t }]),
     );
     const { parseArgs } = await import("node:util");
     try {

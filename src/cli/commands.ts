@@ -12,7 +12,8 @@ export interface CommandEntry {
   help: string;
   minArgs: number;
   maxArgs: number;
-  options?: Record<string, "boolean" | "string">;
+  /** "strings": a value option that may be repeated (its flag is then a string array). */
+  options?: Record<string, "boolean" | "string" | "strings">;
   /** Run by OpenNebula drivers; takes the host as first argument in agentless mode. */
   driverAction?: "vmm" | "im" | "tm";
   load: () => Promise<{ default: (ctx: CommandContext) => Promise<number> }>;
@@ -195,13 +196,27 @@ export const COMMANDS: CommandEntry[] = [
   {
     name: "plan",
     summary: "print the vzctl calls deploy would make for a template (dry run)",
-    usage: "<template.xml>",
-    help: "Parses and validates the template, applies the defaults file, and prints the " +
-      "commands deploy would run, without touching anything. Options: --vswap or --ubc " +
-      "choose the node's kernel flavour (default ubc); --vmdir sets VM_DIR.",
+    usage: "<template>",
+    help: "Reads a VM template in OpenNebula syntax (the file given to onevm create) or as " +
+      "XML (a deployment file $ONE_LOCATION/var/<vmid>/deployment.<n>, or onevm show -x), " +
+      "does oned's part for a template (VMID, leases, image disks, CONTEXT variables) saying " +
+      "what it assumed, applies the defaults file deploy would use, and prints the warnings " +
+      "and commands deploy would produce, without touching anything. Options: --vswap or " +
+      "--ubc choose the node's kernel flavour (default ubc); --vmdir sets VM_DIR; --defaults " +
+      "names the defaults file (default: the installed $ONE_LOCATION/etc/vmm_ssh/" +
+      "vmm_ssh_ovz.conf or /etc/one/vmm_ssh/vmm_ssh_ovz.conf); --vmid sets the VM id (default " +
+      "0); --network NAME:KEY=VALUE[,KEY=VALUE] gives a virtual network's attributes " +
+      "(DNS, GATEWAY, BRIDGE, …) for $NETWORK[…] references, repeatable.",
     minArgs: 1,
     maxArgs: 1,
-    options: { vswap: "boolean", ubc: "boolean", vmdir: "string", defaults: "string" },
+    options: {
+      vswap: "boolean",
+      ubc: "boolean",
+      vmdir: "string",
+      defaults: "string",
+      vmid: "string",
+      network: "strings",
+    },
     load: () => import("../admin/plan.ts"),
   },
   {

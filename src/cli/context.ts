@@ -16,8 +16,8 @@ export interface Io {
 export interface CommandContext {
   /** Positional arguments after the command name (and after the host, in agentless mode). */
   args: string[];
-  /** Options given as --name or --name=value (after the command name). */
-  flags: Record<string, string | boolean>;
+  /** Options given as --name or --name=value (after the command name); repeatable ones: string[]. */
+  flags: Record<string, string | boolean | string[]>;
   /** Where OpenVZ commands run: the local node, or a node over ssh (agentless mode). */
   host: Host;
   /** Root of the installed remotes tree (directory holding vmm/, im/, hooks/), if known. */

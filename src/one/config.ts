@@ -8,7 +8,8 @@ import { z } from "zod";
 import { InvalidInputError } from "../cli/errors.ts";
 import { parseRawAllow, parseRawLoosen, type RawPolicy } from "../ovz/raw_policy.ts";
 import { DEFAULT_CTID_OFFSET, MAX_CTID } from "./ctid.ts";
-import { parseTemplateText } from "./defaults.ts";
+import { lintTemplate, suggest } from "./lint.ts";
+import { parseTemplateText } from "./template_syntax.ts";
 import { cloneDoc, emptyDoc, type TemplateDoc, vectors } from "./template.ts";
 
 export type NicModel = "venet" | "veth";
@@ -24,6 +25,8 @@ export interface DriverConfig {
   rawPolicy: RawPolicy;
   /** Template defaults (the file without the ONEVZ vector). */
   defaults: TemplateDoc;
+  /** Mistakes in the file that do not stop a deploy (misspelt names), each with its fix. */
+  warnings: string[];
 }
 
 export const DEFAULT_CONTEXT_DIR = "/mnt";
@@ -77,6 +80,14 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
   };
   const defaults = cloneDoc(doc);
   defaults.attributes.delete("ONEVZ");
+  const known = Object.keys(settingsSchema.shape);
+  const warnings = Object.keys(settings).flatMap((key) => {
+    const near = known.includes(key) ? undefined : suggest(key, known);
+    return near
+      ? [`${file}: ONEVZ/${key} is not an onevz setting: did you mean ONEVZ/${near}?`]
+      : [];
+  });
+  warnings.push(...lintTemplate(defaults, file));
   const ctidOffset = typeof r.data.CTID_OFFSET === "number"
     ? r.data.CTID_OFFSET
     : Number(r.data.CTID_OFFSET);
@@ -86,5 +97,6 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
     nicModel: r.data.NIC_MODEL as NicModel,
     rawPolicy,
     defaults,
+    warnings,
   };
 }

@@ -1,8 +1,11 @@
 /**
  * Files deploy writes for contextualisation: context.sh (same layout as OpenNebula 2.2.1's
- * VirtualMachine::generate_context), the vzfirewall FIREWALL block for the CT config, and
- * the network configuration of veth NICs inside a CentOS/RHEL container.
+ * VirtualMachine::generate_context), the vzfirewall FIREWALL block for the CT config, the
+ * boot hook that runs the context init.sh, and the network configuration of veth NICs, each
+ * where the guest's distribution reads it (Red Hat: /etc/rc.d/rc.local and network-scripts
+ * ifcfg files; Debian/Ubuntu: /etc/rc.local and /etc/network/interfaces).
  */
+import type { GuestFamily } from "../ovz/dists.ts";
 
 /**
  * Quote a value for `KEY="value"` in a file that is sourced by sh: inside double quotes only
@@ -82,4 +85,89 @@ export function vethIpConfig(
 /** The rc.local line that runs the context init script at boot. */
 export function rcLocalLine(contextDir: string, script = "init.sh"): string {
   return `[ -f ${contextDir}/${script} ] && /bin/sh ${contextDir}/${script} # onevz: OpenNebula context`;
+}
+
+/**
+ * The script the guest's init runs once at the end of every boot. Red Hat: rc3.d/S99local and
+ * systemd's rc-local.service run /etc/rc.d/rc.local (/etc/rc.local is a link to it). Debian
+ * and Ubuntu: /etc/init.d/rc.local and systemd's rc-local.service run /etc/rc.local, and
+ * only when it is executable.
+ */
+export function bootScriptPath(family: GuestFamily): string {
+  return family === "debian" ? "/etc/rc.local" : "/etc/rc.d/rc.local";
+}
+
+/**
+ * rc.local with the hook line added: unchanged when the line is already there; otherwise
+ * inserted before a final `exit` (Debian's rc.local ends in `exit 0`, and anything after it
+ * never runs), else appended. A missing file becomes a two-line sh script.
+ */
+export function withBootLine(text: string | null, line: string): string {
+  if (text === null || text === "") return `#!/bin/sh\n${line}\n`;
+  const lines = text.split("\n");
+  if (lines.includes(line)) return text;
+  if (lines.at(-1) === "") lines.pop();
+  let last = lines.length - 1;
+  while (last >= 0 && /^\s*(#.*)?$/.test(lines[last])) last--;
+  if (last >= 0 && /^exit(\s+[0-9]+)?\s*(#.*)?$/.test(lines[last].trim())) {
+    lines.splice(last, 0, line);
+  } else {
+    lines.push(line);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Marker lines around the stanza onevz writes for one veth device in a guest file. */
+export function networkBlockMarkers(ifname: string): { begin: string; end: string } {
+  return {
+    begin: `# onevz: begin ${ifname} (OpenNebula NIC)`,
+    end: `# onevz: end ${ifname}`,
+  };
+}
+
+/**
+ * The ifupdown stanza for a veth NIC with an IP (Debian, Ubuntu: /etc/network/interfaces,
+ * which `ifup -a` reads at boot). Written into the main file rather than interfaces.d:
+ * ifupdown before 0.7 (Debian 6) has no `source` directive. NETMASK defaults to
+ * 255.255.255.0; gateway only when given; IPv6 addresses take prefix 64.
+ */
+export function interfacesStanza(
+  ifname: string,
+  ip: string,
+  opts: { netmask?: string; gateway?: string } = {},
+): string {
+  const v6 = ip.includes(":");
+  const lines = [
+    `auto ${ifname}`,
+    `iface ${ifname} ${v6 ? "inet6" : "inet"} static`,
+    `\taddress ${ip}`,
+    `\tnetmask ${v6 ? "64" : opts.netmask ?? "255.255.255.0"}`,
+  ];
+  if (opts.gateway && opts.gateway.includes(":") === v6) lines.push(`\tgateway ${opts.gateway}`);
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * A guest file with onevz's marked block for a device replaced (or added at the end). The
+ * rest of the file is kept byte for byte. A missing interfaces file gets the loopback stanza
+ * every Debian install has.
+ */
+export function withMarkedBlock(
+  text: string | null,
+  markers: { begin: string; end: string },
+  body: string,
+  whenMissing = "auto lo\niface lo inet loopback\n",
+): string {
+  const base = text ?? whenMissing;
+  const lines = base.split("\n");
+  const start = lines.indexOf(markers.begin);
+  if (start >= 0) {
+    let end = lines.indexOf(markers.end, start + 1);
+    if (end < 0) end = lines.length - 1;
+    lines.splice(start, end - start + 1);
+  }
+  let kept = lines.join("\n");
+  if (kept !== "" && !kept.endsWith("\n")) kept += "\n";
+  const sep = kept === "" || kept.endsWith("\n\n") ? "" : "\n";
+  return `${kept}${sep}${markers.begin}\n${body}${markers.end}\n`;
 }

@@ -7,14 +7,18 @@
  * - CTID = VMID + CTID_OFFSET (src/one/ctid.ts).
  * - Exactly one OS disk (a DISK that is not TYPE=swap) and at most one swap disk
  *   (TYPE=swap, SIZE in MB). CDROM, DATABLOCK and fs disks are refused. BUS, TARGET, DRIVER,
- *   TYPE (other values), FORMAT, READONLY are ignored. The OS template name is the IMAGE name,
- *   or the SOURCE file name without .tar/.tar.gz/.tgz/.tar.bz2/.tbz/.tar.xz/.txz.
+ *   TYPE (other values), FORMAT, READONLY are ignored. The OS template name is the top-level
+ *   OSTEMPLATE, else the IMAGE name, else the SOURCE file name, each without an archive
+ *   extension (.tar/.tar.gz/.tgz/.tar.bz2/.tbz/.tar.xz/.txz; for IMAGE and OSTEMPLATE with a
+ *   warning). A SOURCE named by a hash (an image-repository file) names no template: refused.
  * - MEMORY is either a vector of beancounters (`KMEMSIZE = "barrier[:limit]"`, …) or a plain
- *   size in MB (mapped by the planner, see src/ovz/plan.ts).
+ *   size in MB (mapped by the planner, see src/ovz/plan.ts). A barrier above its limit is
+ *   refused (vzctl's own validator, vzcfgvalidate: "barrier should be <= limit").
  * - CPU: raw CPUUNITS, CPULIMIT, CPUS, CPUMASK win. Otherwise, from OpenNebula's values:
  *     CPUS     = VCPU
  *     CPULIMIT = round(CPU × 100)            (percent of one CPU)
  *     CPUUNITS = round(CPU × 1000), clamped to vzctl's 8..500000
+ *   A CPULIMIT above 100 × CPUS can never bind (the container runs on CPUS CPUs): warning.
  * - DISKSPACE / DISKINODES: the OS DISK's sub-attributes, else the top-level attributes.
  * - NIC: model veth when NIC MODEL = veth, venet when MODEL = venet, otherwise the driver's
  *   NIC_MODEL. A venet NIC needs an IP.
@@ -53,6 +57,7 @@ import {
 } from "../ovz/units.ts";
 import { DEFAULT_CONTEXT_DIR, DEFAULT_NIC_MODEL, type NicModel } from "./config.ts";
 import { ctidForVmid, DEFAULT_CTID_OFFSET } from "./ctid.ts";
+import { suggest } from "./lint.ts";
 import { type TemplateDoc, values, type Vector, vectors } from "./template.ts";
 
 export interface OsDisk {
@@ -129,6 +134,8 @@ export interface VmSpec {
   raw: string[];
   /** How derived values were computed (for the plan output). */
   notes: string[];
+  /** Template mistakes that do not stop a deploy, each with its fix (deploy: stderr). */
+  warnings: string[];
 }
 
 export interface SpecOptions {
@@ -248,6 +255,55 @@ function present(v: string | undefined): v is string {
 }
 
 const ARCHIVE_SUFFIX = /\.(tar\.gz|tgz|tar\.bz2|tbz2?|tar\.xz|txz|tar)$/i;
+/** OpenNebula names repository images sha1("<uid>:<name>") in hex (Image::insert). */
+const REPOSITORY_HASH = /^[0-9a-f]{40}$/;
+
+/**
+ * The OS template name vzctl gets (`--ostemplate`, and the cache file's name) for an OS DISK
+ * and the template's top-level OSTEMPLATE: OSTEMPLATE, else IMAGE, else the SOURCE file name,
+ * without an archive extension. Throws InvalidInputError naming the attribute to fix.
+ */
+export function osTemplateName(
+  disk: Vector,
+  label: string,
+  ostemplate?: string,
+): { name: string; warnings: string[] } {
+  const warnings: string[] = [];
+  const named = (attr: string, value: string) => {
+    const bare = value.replace(ARCHIVE_SUFFIX, "");
+    if (bare !== value && bare !== "") {
+      const ext = value.slice(bare.length);
+      warnings.push(
+        `${attr}: ${show(value)} ends in ${ext}: the OS template is ${bare} (deploy gives the ` +
+          `cached file the extension of the image's bytes); name it ${show(bare)} to silence this`,
+      );
+    }
+    return check(attr, templateNameSchema, bare === "" ? value : bare);
+  };
+  if (present(ostemplate)) return { name: named("OSTEMPLATE", ostemplate), warnings };
+  if (present(disk.IMAGE)) return { name: named(`${label}/IMAGE`, disk.IMAGE), warnings };
+  if (present(disk.SOURCE)) {
+    const base = disk.SOURCE.replace(/\/+$/, "").split("/").pop() ?? "";
+    const name = base.replace(ARCHIVE_SUFFIX, "");
+    if (REPOSITORY_HASH.test(name)) {
+      fail(
+        `${label}/SOURCE`,
+        `${show(disk.SOURCE)} is an image of OpenNebula's repository, named by a hash, not an OS ` +
+          `template name: use DISK = [ IMAGE = "<the image's NAME, e.g. centos-5-x86>" ] (oned ` +
+          `fills in IMAGE for IMAGE and IMAGE_ID disks) or set OSTEMPLATE = "centos-5-x86"`,
+      );
+    }
+    return { name: check(`${label}/SOURCE`, templateNameSchema, name), warnings };
+  }
+  if (present(disk.IMAGE_ID)) {
+    fail(
+      label,
+      `IMAGE_ID ${show(disk.IMAGE_ID)} without IMAGE or SOURCE: onevz needs the OS template ` +
+        `name; give IMAGE = "<the image's NAME>" or OSTEMPLATE = "<dist>-<version>-<arch>"`,
+    );
+  }
+  return fail(label, "an OS disk needs IMAGE or SOURCE naming the OpenVZ OS template");
+}
 
 // ---------- disks ----------
 
@@ -262,7 +318,7 @@ function diskKind(d: Vector): DiskKind {
   return "os";
 }
 
-function parseDisks(doc: TemplateDoc) {
+function parseDisks(doc: TemplateDoc, warnings: string[]) {
   const raw = values(doc, "DISK");
   if (raw.some((d) => typeof d === "string")) fail("DISK", "expected a vector DISK = [ … ]");
   const disks = (raw as Vector[]).map((d, i) => {
@@ -306,17 +362,13 @@ function parseDisks(doc: TemplateDoc) {
   }
   const { d, id } = os[0];
   const label = `DISK ${id}`;
-  let templateName: string;
-  if (present(d.IMAGE)) {
-    templateName = check(`${label}/IMAGE`, templateNameSchema, d.IMAGE);
-  } else if (present(d.SOURCE)) {
+  if (present(d.SOURCE)) {
     noControl(`${label}/SOURCE`, d.SOURCE);
     if (d.SOURCE.split("/").includes("..")) fail(`${label}/SOURCE`, "has a '..' segment");
-    const base = d.SOURCE.replace(/\/+$/, "").split("/").pop() ?? "";
-    templateName = check(`${label}/SOURCE`, templateNameSchema, base.replace(ARCHIVE_SUFFIX, ""));
-  } else {
-    fail(label, "an OS disk needs IMAGE or SOURCE naming the OpenVZ OS template");
   }
+  const named = osTemplateName(d, label, scalar(doc, "OSTEMPLATE"));
+  warnings.push(...named.warnings);
+  const templateName = named.name;
   const osDisk: OsDisk = {
     diskId: id,
     templateName,
@@ -352,10 +404,26 @@ function parseMemory(doc: TemplateDoc): MemorySpec {
   const beancounters: Record<string, UbcPair> = {};
   for (const [k, v] of Object.entries(m)) {
     if (!isUbcName(k)) {
-      fail(`MEMORY/${k}`, `not a beancounter (one of ${Object.keys(UBC_UNITS).join(", ")})`);
+      const near = suggest(k, Object.keys(UBC_UNITS));
+      fail(
+        `MEMORY/${k}`,
+        near
+          ? `not a beancounter: did you mean ${near}?`
+          : `not a beancounter (one of ${Object.keys(UBC_UNITS).join(", ")})`,
+      );
     }
     noControl(`MEMORY/${k}`, v);
-    beancounters[k] = rangeCheck(`MEMORY/${k}`, () => parseUbcPair(k, v));
+    const pair = rangeCheck(`MEMORY/${k}`, () => parseUbcPair(k, v));
+    if (pair.barrier > pair.limit) {
+      const [b, l] = v.split(":");
+      fail(
+        `MEMORY/${k}`,
+        `${show(v)} has its barrier above its limit: vzctl's validator refuses it ("barrier ` +
+          `should be <= limit") and the kernel would enforce the limit alone; did you mean ` +
+          `${show(`${l}:${b}`)}?`,
+      );
+    }
+    beancounters[k] = pair;
   }
   return { kind: "ubc", beancounters };
 }
@@ -387,6 +455,18 @@ function parseCpu(doc: TemplateDoc, notes: string[]): CpuSpec {
   }
   if (present(mask)) cpu.cpumask = rangeCheck("CPUMASK", () => (checkCpuMask(mask), mask));
   return cpu;
+}
+
+/** A CPULIMIT (percent of one CPU) the CPUS count makes unreachable. */
+function cpuLimitWarning(cpu: CpuSpec, derived: boolean): string | undefined {
+  if (cpu.cpus === undefined || cpu.cpulimit === undefined || cpu.cpulimit.endsWith("%")) {
+    return undefined;
+  }
+  const max = 100 * cpu.cpus;
+  if (Number(cpu.cpulimit) <= max) return undefined;
+  return `CPULIMIT ${cpu.cpulimit}${derived ? " (= CPU × 100)" : ""} is above 100 × CPUS ` +
+    `(${cpu.cpus}) = ${max}: the container runs on at most ${cpu.cpus} CPU(s), so the limit ` +
+    `never applies; set CPULIMIT ≤ ${max}, or raise CPUS (vzctl passes it on unchecked)`;
 }
 
 // ---------- network, context, raw ----------
@@ -488,10 +568,23 @@ const REPLACES: Readonly<Record<string, (spec: VmSpec, value: string) => void>> 
  * flavour, fold those that replace a template value into the spec, and set spec.raw.
  */
 function applyRaw(spec: VmSpec, raw: LabelledRaw[], policy: RawPolicy): void {
-  const produced = (["ubc", "vswap"] as const).map((flavour) => ({
-    where: `${flavour === "ubc" ? "UBC" : "VSwap"} nodes`,
-    values: baselineFromArgs(setOptions(spec, flavour).args),
-  }));
+  // A flavour whose memory mapping refuses this template (a UBC vector without RAM on VSwap)
+  // cannot deploy it at all, so it sets no baseline; the planner reports that refusal there.
+  const mapped = (["ubc", "vswap"] as const).map((flavour) => {
+    try {
+      return {
+        where: `${flavour === "ubc" ? "UBC" : "VSwap"} nodes`,
+        values: baselineFromArgs(setOptions(spec, flavour).args),
+      };
+    } catch (e) {
+      if (e instanceof InvalidInputError) return e;
+      throw e;
+    }
+  });
+  const produced = mapped.filter((m): m is Exclude<typeof m, InvalidInputError> =>
+    !(m instanceof InvalidInputError)
+  );
+  if (produced.length === 0) throw mapped[0];
   try {
     checkRawPolicy(raw, produced, policy);
   } catch (e) {
@@ -513,14 +606,17 @@ function applyRaw(spec: VmSpec, raw: LabelledRaw[], policy: RawPolicy): void {
 /** Validate a (defaults-merged) template and build the VM's typed spec. */
 export function toSpec(doc: TemplateDoc, opts: SpecOptions = {}): VmSpec {
   const notes: string[] = [];
+  const warnings: string[] = [];
   const vmidText = scalar(doc, "VMID") ?? (doc.vmId !== undefined ? String(doc.vmId) : undefined);
   if (!present(vmidText)) fail("VMID", "missing (oned adds it to every deployment file)");
   const vmid = check("VMID", intSchema(0, 2147483647, "a VM id"), vmidText);
   const ctid = rangeCheck("VMID", () => ctidForVmid(vmid, opts.ctidOffset ?? DEFAULT_CTID_OFFSET));
   const name = noControl("NAME", scalar(doc, "NAME") || `one-${vmid}`);
-  const { osDisk, swapDisk, osVector, diskCount } = parseDisks(doc);
+  const { osDisk, swapDisk, osVector, diskCount } = parseDisks(doc, warnings);
   const memory = parseMemory(doc);
   const cpu = parseCpu(doc, notes);
+  const cpuWarning = cpuLimitWarning(cpu, !present(scalar(doc, "CPULIMIT")));
+  if (cpuWarning) warnings.push(cpuWarning);
   const space = present(osVector.DISKSPACE) ? osVector.DISKSPACE : scalar(doc, "DISKSPACE");
   const spaceLabel = present(osVector.DISKSPACE) ? `DISK ${osDisk.diskId}/DISKSPACE` : "DISKSPACE";
   const inodes = present(osVector.DISKINODES) ? osVector.DISKINODES : scalar(doc, "DISKINODES");
@@ -543,6 +639,7 @@ export function toSpec(doc: TemplateDoc, opts: SpecOptions = {}): VmSpec {
     raw: [],
     contextDir: opts.contextDir ?? DEFAULT_CONTEXT_DIR,
     notes,
+    warnings,
   };
   if (swapDisk) spec.swap = swapDisk;
   if (present(space)) {

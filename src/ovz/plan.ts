@@ -12,20 +12,41 @@
  *     --oomguarpages P:unlimited       (not killed by the OOM killer below P)
  *   other beancounters stay as the CT's sample config sets them.
  * - Plain MEMORY on a VSwap node: `--ram <MB>M`.
+ * - MEMORY vector on a VSwap node (openvz-tools §5: physpages is the RAM, swappages the swap,
+ *   the other beancounters optional or derived by vzctl):
+ *     RAM = PHYSPAGES' limit when finite; the other beancounters pass as written;
+ *     else RAM = PRIVVMPAGES' barrier (a UBC container is shown that much memory: vzctl's
+ *       default --meminfo privvmpages:1), and PRIVVMPAGES, VMGUARPAGES, OOMGUARPAGES are left
+ *       to vzctl's VSwap derivation; KMEMSIZE, NUMPROC, … pass as written;
+ *     else (no RAM anywhere, e.g. PHYSPAGES = 0:unlimited alone): refused with the VSwap form.
+ *     Swap = the swap DISK, else SWAPPAGES' limit, else 0.
  * Swap disk (DISK TYPE=swap, SIZE in MB): UBC → `--swappages 0:<SIZE>M` (explicit unit; the
  * original driver's 0:1048576 counted pages and gave 4 GiB for 1024 MB), VSwap →
  * `--swap <SIZE>M`. A VSwap node whose template sets memory but no swap gets `--swap 0`
  * (VSwap configs require SWAPPAGES).
  */
+import { InvalidInputError } from "../cli/errors.ts";
 import {
+  bootScriptPath,
   contextSh,
   FIREWALL_BEGIN,
   firewallBlock,
+  interfacesStanza,
+  networkBlockMarkers,
   rcLocalLine,
   vethIpConfig,
 } from "../one/context.ts";
 import type { VmSpec } from "../one/spec.ts";
-import { formatUbcPair, mbArg, mbToPages, UBC_UNITS, UNLIMITED } from "./units.ts";
+import { guestLayout } from "./dists.ts";
+import {
+  formatUbcPair,
+  mbArg,
+  mbToPages,
+  PAGE_SIZE_BYTES,
+  UBC_UNITS,
+  type UbcPair,
+  UNLIMITED,
+} from "./units.ts";
 
 export type Flavour = "ubc" | "vswap";
 
@@ -41,6 +62,11 @@ export interface NodeFacts {
   contextDirOnNode?: string;
   /** `--config <name>` for vzctl create (ve-<name>.conf-sample), when wanted. */
   configSample?: string;
+  /**
+   * The node's dist configs (/etc/vz/dists/*.conf without .conf), to decide the guest's
+   * layout as vzctl does; undefined: vzctl's stock set (plan, or a node that was not read).
+   */
+  distNames?: string[];
 }
 
 export interface PlanStep {
@@ -53,6 +79,8 @@ export type FileWork =
   | { kind: "copy-dir"; from: string; to: string; why: string }
   | { kind: "write-file"; path: string; content: string; ifAbsent: boolean; why: string }
   | { kind: "append-line"; path: string; line: string; why: string }
+  /** Replace (or add) the block between `begin` and `end` marker lines of a guest file. */
+  | { kind: "put-block"; path: string; begin: string; end: string; text: string; why: string }
   | { kind: "append-config"; path: string; text: string; why: string };
 
 export type Step = ({ kind: "run" } & PlanStep) | FileWork;
@@ -84,6 +112,8 @@ export interface DeployPlan {
   files: FileWork[];
   /** The mapping rules that produced derived values. */
   notes: string[];
+  /** Template mistakes and assumptions that do not stop a deploy (deploy prints them). */
+  warnings: string[];
 }
 
 function ubcPairArg(barrier: bigint, limit: bigint): string {
@@ -96,7 +126,10 @@ export function setOptions(spec: VmSpec, flavour: Flavour): { args: string[]; no
   const notes: string[] = [];
   const mem = spec.memory;
   const swapFromDisk = spec.swap !== undefined;
-  if (mem.kind === "ubc") {
+  let vswapSwap: string | undefined;
+  if (mem.kind === "ubc" && flavour === "vswap") {
+    vswapSwap = vswapFromBeancounters(spec, mem.beancounters, args, notes);
+  } else if (mem.kind === "ubc") {
     for (const name of Object.keys(UBC_UNITS)) {
       const pair = mem.beancounters[name];
       if (!pair) continue;
@@ -145,10 +178,9 @@ export function setOptions(spec: VmSpec, flavour: Flavour): { args: string[]; no
         }`,
       );
     }
-  } else if (
-    flavour === "vswap" && mem.kind !== "none" &&
-    !(mem.kind === "ubc" && mem.beancounters.SWAPPAGES)
-  ) {
+  } else if (vswapSwap !== undefined) {
+    args.push("--swap", vswapSwap);
+  } else if (flavour === "vswap" && mem.kind !== "none") {
     args.push("--swap", "0");
     notes.push("no swap disk on a VSwap node → --swap 0");
   }
@@ -173,6 +205,64 @@ export function setOptions(spec: VmSpec, flavour: Flavour): { args: string[]; no
   return { args, notes };
 }
 
+/** Pages as a vzctl size with an explicit unit: M when whole megabytes, else K. */
+function pagesArg(pages: bigint): string {
+  const kb = pages * BigInt(PAGE_SIZE_BYTES / 1024);
+  return kb % 1024n === 0n ? `${kb / 1024n}M` : `${kb}K`;
+}
+
+const finite = (p: UbcPair | undefined, part: "barrier" | "limit") =>
+  p !== undefined && p[part] < UNLIMITED && p[part] > 0n ? p[part] : undefined;
+
+/**
+ * A beancounter vector on a VSwap node (see the mapping rules above): pushes --ram and the
+ * remaining beancounters; returns the --swap value when SWAPPAGES gives it (and no swap DISK).
+ */
+function vswapFromBeancounters(
+  spec: VmSpec,
+  bc: Record<string, UbcPair>,
+  args: string[],
+  notes: string[],
+): string | undefined {
+  const phys = finite(bc.PHYSPAGES, "limit");
+  const priv = finite(bc.PRIVVMPAGES, "barrier");
+  const skip = new Set(["PHYSPAGES", "SWAPPAGES"]);
+  let ram: string;
+  if (phys !== undefined) {
+    ram = pagesArg(phys);
+    notes.push(`MEMORY/PHYSPAGES limit ${phys} pages → --ram ${ram} (VSwap: physpages is the RAM)`);
+  } else if (priv !== undefined) {
+    ram = pagesArg(priv);
+    for (const k of ["PRIVVMPAGES", "VMGUARPAGES", "OOMGUARPAGES"]) skip.add(k);
+    notes.push(
+      `MEMORY/PRIVVMPAGES barrier ${priv} pages → --ram ${ram} (VSwap node, UBC values: the RAM ` +
+        `a UBC container is shown); PRIVVMPAGES, VMGUARPAGES, OOMGUARPAGES left to vzctl's ` +
+        `VSwap defaults`,
+    );
+  } else {
+    throw new InvalidInputError(
+      `MEMORY: on a VSwap node the RAM is PHYSPAGES' limit, and these beancounters set none ` +
+        `(PHYSPAGES ${bc.PHYSPAGES ? formatUbcPair(bc.PHYSPAGES) : "absent"}, no PRIVVMPAGES): ` +
+        `write MEMORY = <MB>, or MEMORY = [ PHYSPAGES = "0:512M", SWAPPAGES = "0:1G", … ]`,
+    );
+  }
+  args.push("--ram", ram);
+  for (const name of Object.keys(UBC_UNITS)) {
+    const pair = bc[name];
+    if (pair && !skip.has(name)) args.push(`--${name.toLowerCase()}`, formatUbcPair(pair));
+  }
+  if (spec.swap) {
+    if (bc.SWAPPAGES) {
+      notes.push(`MEMORY/SWAPPAGES ignored: the swap DISK ${spec.swap.diskId} sets swap`);
+    }
+    return undefined;
+  }
+  if (!bc.SWAPPAGES) return undefined;
+  const swap = bc.SWAPPAGES.limit >= UNLIMITED ? "unlimited" : pagesArg(bc.SWAPPAGES.limit);
+  notes.push(`MEMORY/SWAPPAGES limit → --swap ${swap} (VSwap)`);
+  return swap;
+}
+
 function basename(p: string): string {
   return p.split("/").filter((s) => s !== "").pop() ?? "";
 }
@@ -190,6 +280,14 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
   const ctConfig = `/etc/vz/conf/${spec.ctid}.conf`;
   const ctid = String(spec.ctid);
   const steps: Step[] = [];
+  const warnings = [...spec.warnings];
+  const layout = guestLayout(
+    spec.osDisk.templateName,
+    facts.distNames,
+    facts.distNames ? "the node's /etc/vz/dists" : undefined,
+  );
+  if (layout.assumed) warnings.push(layout.assumed);
+  const guest = layout.family === "debian" ? "Debian/Ubuntu" : "Red Hat";
 
   steps.push({
     kind: "place-template",
@@ -250,26 +348,35 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     if (ctx.files.some((f) => basename(f) === "init.sh")) {
       steps.push({
         kind: "append-line",
-        path: `${priv}/etc/rc.d/rc.local`,
+        path: `${priv}${bootScriptPath(layout.family)}`,
         line: rcLocalLine(spec.contextDir),
-        why: "run the context init.sh at every boot (once per line: skip when already present)",
+        why: `run the context init.sh at every boot from the ${guest} guest's rc.local ` +
+          "(before a final exit; skipped when already present)",
       });
     }
   }
   for (const nic of spec.nics) {
     if (nic.model !== "veth" || !nic.ip) continue;
-    const cfg = vethIpConfig(nic.ifname!, nic.ip, {
-      netmask: ctx?.netmask,
-      gateway: nic.index === 0 ? ctx?.gateway : undefined,
-      mac: nic.mac,
-    });
+    const addr = { netmask: ctx?.netmask, gateway: nic.index === 0 ? ctx?.gateway : undefined };
+    const why = `static IP ${nic.ip} for veth ${nic.ifname} (NIC ${nic.index}), read by the ` +
+      `${guest} guest's network service at boot`;
+    if (layout.family === "debian") {
+      steps.push({
+        kind: "put-block",
+        path: `${priv}/etc/network/interfaces`,
+        ...networkBlockMarkers(nic.ifname!),
+        text: interfacesStanza(nic.ifname!, nic.ip, addr),
+        why,
+      });
+      continue;
+    }
+    const cfg = vethIpConfig(nic.ifname!, nic.ip, { ...addr, mac: nic.mac });
     steps.push({
       kind: "write-file",
       path: `${priv}${cfg.path}`,
       content: cfg.content,
       ifAbsent: false,
-      why:
-        `static IP ${nic.ip} for veth ${nic.ifname} (NIC ${nic.index}), read by the container's network service`,
+      why,
     });
   }
   if (ctx?.firewall !== undefined) {
@@ -302,6 +409,11 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     steps,
     commands,
     files,
-    notes: [...spec.notes, ...notes],
+    notes: [
+      ...spec.notes,
+      ...notes,
+      `guest layout: ${guest} (${layout.dist ? `dists/${layout.dist}.conf` : "dists/default"})`,
+    ],
+    warnings,
   };
 }

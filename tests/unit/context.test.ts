@@ -2,9 +2,13 @@ import assert from "node:assert/strict";
 import {
   contextSh,
   firewallBlock,
+  interfacesStanza,
+  networkBlockMarkers,
   rcLocalLine,
   shDoubleQuote,
   vethIpConfig,
+  withBootLine,
+  withMarkedBlock,
 } from "../../src/one/context.ts";
 import { toSpec } from "../../src/one/spec.ts";
 import { parseTemplateXml } from "../../src/one/template.ts";
@@ -87,5 +91,70 @@ Deno.test("veth IP config: CentOS ifcfg file", () => {
   assert.equal(
     rcLocalLine("/mnt"),
     "[ -f /mnt/init.sh ] && /bin/sh /mnt/init.sh # onevz: OpenNebula context",
+  );
+});
+
+Deno.test("boot hook: before a final exit 0 (Debian), appended otherwise, never twice", () => {
+  const line = rcLocalLine("/mnt");
+  const debian = "#!/bin/sh -e\n#\n# rc.local\n\nexit 0\n";
+  const hooked = withBootLine(debian, line);
+  assert.equal(hooked, `#!/bin/sh -e\n#\n# rc.local\n\n${line}\nexit 0\n`);
+  assert.equal(withBootLine(hooked, line), hooked, "already there: unchanged");
+  assert.equal(
+    withBootLine("#!/bin/sh\nexit 0 # done\n\n# end\n", line),
+    `#!/bin/sh\n${line}\nexit 0 # done\n\n# end\n`,
+  );
+  const redhat = "#!/bin/sh\ntouch /var/lock/subsys/local\n";
+  assert.equal(withBootLine(redhat, line), `${redhat}${line}\n`);
+  assert.equal(withBootLine("#!/bin/sh\ntrue", line), `#!/bin/sh\ntrue\n${line}\n`);
+  assert.equal(withBootLine(null, line), `#!/bin/sh\n${line}\n`);
+  // an `exit` inside the script body is not the final one
+  const early = "#!/bin/sh\n[ -f /x ] || exit 0\necho done\n";
+  assert.equal(withBootLine(early, line), `${early}${line}\n`);
+});
+
+Deno.test("boot hook: Debian's rc.local with the hook runs init.sh under sh -e", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/init.sh`, `echo ran > ${dir}/mark\n`);
+    const rc = withBootLine(
+      "#!/bin/sh -e\n# By default this script does nothing.\n\nexit 0\n",
+      rcLocalLine(dir),
+    );
+    await Deno.writeTextFile(`${dir}/rc.local`, rc);
+    const out = await new Deno.Command("sh", { args: ["-e", `${dir}/rc.local`] }).output();
+    assert.equal(out.code, 0);
+    assert.equal(await Deno.readTextFile(`${dir}/mark`), "ran\n");
+    // without init.sh the hook is a no-op and rc.local still exits 0 (sh -e)
+    await Deno.remove(`${dir}/init.sh`);
+    const none = await new Deno.Command("sh", { args: ["-e", `${dir}/rc.local`] }).output();
+    assert.equal(none.code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("interfaces: one marked stanza per device, replaced in place, the rest kept", () => {
+  const m = networkBlockMarkers("eth0");
+  const v4 = interfacesStanza("eth0", "10.1.0.61", { netmask: "255.255.0.0", gateway: "10.1.0.1" });
+  assert.equal(
+    v4,
+    "auto eth0\niface eth0 inet static\n\taddress 10.1.0.61\n\tnetmask 255.255.0.0\n\tgateway 10.1.0.1\n",
+  );
+  const stock = "# loopback\nauto lo\niface lo inet loopback\n";
+  const once = withMarkedBlock(stock, m, v4);
+  assert.equal(once, `${stock}\n${m.begin}\n${v4}${m.end}\n`);
+  assert.equal(withMarkedBlock(once, m, v4), once, "same stanza: same bytes");
+  const other = interfacesStanza("eth0", "10.1.0.99");
+  const replaced = withMarkedBlock(once + "auto venet0\n", m, other);
+  assert.ok(!replaced.includes("10.1.0.61") && replaced.includes("address 10.1.0.99"));
+  assert.ok(replaced.startsWith(stock) && replaced.includes("auto venet0\n"));
+  assert.equal(
+    withMarkedBlock(null, m, v4),
+    `auto lo\niface lo inet loopback\n\n${m.begin}\n${v4}${m.end}\n`,
+  );
+  assert.equal(
+    interfacesStanza("eth1", "2001:db8::5", { gateway: "10.0.0.1" }),
+    "auto eth1\niface eth1 inet6 static\n\taddress 2001:db8::5\n\tnetmask 64\n",
   );
 });

@@ -87,19 +87,29 @@ Deno.test("plan: vps145 on a UBC node, exact vzctl argv", () => {
   assert.ok(!plan.commands[1].argv.includes("0:1048576"), "the seed's pages-for-KB bug");
 });
 
-Deno.test("plan: vps145 on a VSwap node uses --swap with explicit units", () => {
+Deno.test("plan: vps145's UBC values on a VSwap node: RAM from PRIVVMPAGES, --swap with units", () => {
   const plan = planDeploy(fixture("vps145.xml"), facts("vswap"));
   assert.deepEqual(plan.commands[1].argv, [
     "vzctl",
     "--quiet",
     "set",
     "1045",
-    ...VPS145_UBC,
+    "--ram",
+    "256M", // PRIVVMPAGES barrier 65536 pages
+    "--kmemsize",
+    "14372700:14790164",
+    "--lockedpages",
+    "2048:2048",
+    "--shmpages",
+    "21504:21504",
     "--swap",
     "1024M",
     ...VPS145_REST,
     "--save",
   ]);
+  assert.ok(
+    plan.notes.some((n) => n.startsWith("MEMORY/PRIVVMPAGES barrier 65536 pages → --ram 256M")),
+  );
 });
 
 Deno.test("plan: vps145 file work, in order", () => {
@@ -265,11 +275,21 @@ Deno.test("plan: veth NIC gets --netif_add and an ifcfg file; RAW goes last", ()
   ]);
 });
 
-async function onevz(...args: string[]) {
+async function onevz(...all: (string | { env: Record<string, string> })[]) {
+  const opts = typeof all[0] === "object"
+    ? all.shift() as { env: Record<string, string> }
+    : undefined;
+  const args = all as string[];
+  const env: Record<string, string> = { ...Deno.env.toObject(), ...opts?.env };
+  // Only the defaults a test names: not the machine's ONE_LOCATION or ONEVZ_DEFAULTS.
+  if (!opts?.env.ONE_LOCATION) env.ONE_LOCATION = "/nonexistent-onevz-test";
+  delete env.ONEVZ_DEFAULTS;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", `${ROOT}main.ts`, "plan", ...args],
     stdout: "piped",
     stderr: "piped",
+    env,
+    clearEnv: true,
   }).output();
   return {
     code: out.code,
@@ -317,4 +337,201 @@ Deno.test("onevz plan: prints quoted commands with why comments; exit 3 on inval
   assert.equal((await onevz(`${dir}/missing.xml`)).code, 3);
   assert.equal((await onevz(`${dir}/bad.xml`, "--vswap", "--ubc")).code, 2);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("plan: the guest's boot hook and veth configuration follow its distribution", () => {
+  const paths = (name: string, f: NodeFacts = facts("vswap")) => {
+    const plan = planDeploy(fixture(name), f);
+    return {
+      files: plan.files.filter((s) =>
+        s.kind === "append-line" || s.kind === "put-block" ||
+        (s.kind === "write-file" && !s.path.endsWith("context.sh"))
+      ).map((s) => `${s.kind} ${"path" in s ? s.path.replace(/^.*\/private/, "") : ""}`),
+      warnings: plan.warnings,
+    };
+  };
+  const debian = {
+    files: ["append-line /etc/rc.local", "put-block /etc/network/interfaces"],
+    warnings: [],
+  };
+  assert.deepEqual(paths("guest-debian.xml"), debian);
+  assert.deepEqual(paths("guest-ubuntu.xml"), debian);
+  assert.deepEqual(paths("guest-centos.xml"), {
+    files: [
+      "append-line /etc/rc.d/rc.local",
+      "write-file /etc/sysconfig/network-scripts/ifcfg-eth0",
+    ],
+    warnings: [],
+  });
+  // The node's own dists decide, as vzctl's lookup does.
+  const nodeDists = facts("vswap", { distNames: ["default", "centos", "redhat"] });
+  const onNode = paths("guest-debian.xml", nodeDists);
+  assert.deepEqual(onNode.files, [
+    "append-line /etc/rc.d/rc.local",
+    "write-file /etc/sysconfig/network-scripts/ifcfg-eth0",
+  ]);
+  assert.match(
+    onNode.warnings[0],
+    /^OS template debian-6\.0-x86_64 matches no distribution in the node's \/etc\/vz\/dists /,
+  );
+  const stanza = planDeploy(fixture("guest-debian.xml"), facts("vswap")).files.find((s) =>
+    s.kind === "put-block"
+  );
+  assert.ok(stanza && stanza.kind === "put-block");
+  assert.equal(
+    stanza.text,
+    "auto eth0\niface eth0 inet static\n\taddress 10.1.0.61\n\tnetmask 255.255.0.0\n\tgateway 10.1.0.1\n",
+  );
+});
+
+Deno.test("plan: vzctl's dist lookup strips -suffixes, then falls back to default", async () => {
+  const { distConfFor, distNamesFromListing, guestLayout } = await import("../../src/ovz/dists.ts");
+  assert.equal(distConfFor("centos-6-x86_64"), "centos");
+  assert.equal(distConfFor("debian-3.1-x86"), "debian-3.1");
+  assert.equal(distConfFor("ubuntu-6.06-x86"), "ubuntu-6.06");
+  assert.equal(distConfFor("scientific-6-x86_64"), "scientific");
+  assert.equal(distConfFor("mydistro-1-x86"), undefined);
+  assert.equal(distConfFor("centos-6-x86_64", ["centos-6"]), "centos-6");
+  assert.deepEqual(distNamesFromListing("centos.conf\ndefault\nscripts\nubuntu.conf\n"), [
+    "centos",
+    "ubuntu",
+  ]);
+  assert.equal(guestLayout("ubuntu-6.06-x86").family, "debian");
+  assert.equal(guestLayout("fedora-core-4-x86").family, "redhat");
+  assert.match(
+    guestLayout("gentoo-20060317-i686").assumed!,
+    /uses dists\/gentoo\.conf, a distribution onevz has no guest layout for/,
+  );
+});
+
+Deno.test("plan: beancounters on a VSwap node become --ram/--swap as OpenVZ documents VSwap", () => {
+  const base = 'VMID = 3\nDISK = [ SOURCE = "/a/centos-6-x86_64.tar.gz" ]\n';
+  const set = (t: string) =>
+    planDeploy(toSpec(parseTemplateText(base + t)), facts("vswap")).commands[1].argv.slice(4, -1);
+  // PHYSPAGES' limit is the RAM; SWAPPAGES' limit the swap; others pass as written.
+  assert.deepEqual(
+    set(
+      'MEMORY = [ PHYSPAGES = "0:512M", SWAPPAGES = "0:1G", KMEMSIZE = "20M:22M", NUMPROC = 400 ]',
+    ),
+    ["--ram", "512M", "--kmemsize", "20971520:23068672", "--numproc", "400:400", "--swap", "1024M"],
+  );
+  // PHYSPAGES = 0:unlimited on VSwap would mean unlimited RAM: the PRIVVMPAGES barrier is it.
+  assert.deepEqual(
+    set(
+      'MEMORY = [ PHYSPAGES = "0:unlimited", PRIVVMPAGES = "65536:69632", VMGUARPAGES = "33792:unlimited" ]',
+    ),
+    ["--ram", "256M", "--swap", "0"],
+  );
+  assert.deepEqual(set('MEMORY = [ PHYSPAGES = "0:1000" ]'), ["--ram", "4000K", "--swap", "0"]);
+  assert.throws(
+    () => set('MEMORY = [ PHYSPAGES = "0:unlimited", KMEMSIZE = "1:2" ]'),
+    /^InvalidInputError: MEMORY: on a VSwap node the RAM is PHYSPAGES' limit/,
+  );
+  // UBC nodes keep every beancounter as written.
+  const ubc = planDeploy(
+    toSpec(parseTemplateText(base + 'MEMORY = [ PHYSPAGES = "0:unlimited", KMEMSIZE = "1:2" ]')),
+    facts("ubc"),
+  );
+  assert.deepEqual(ubc.commands[1].argv.slice(4, -1), [
+    "--kmemsize",
+    "1:2",
+    "--physpages",
+    "0:unlimited",
+  ]);
+});
+
+Deno.test("onevz plan: the seed's template in OpenNebula syntax, VMID optional, network values given", async () => {
+  const r = await onevz(
+    `${ROOT}fixtures/templates/vps145.one`,
+    "--network",
+    "Public:DNS=111.111.111.2",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^# template: .*vps145\.one \(OpenNebula template syntax, as onevm create reads it\)$/m,
+  );
+  assert.match(
+    r.stdout,
+    /^# {3}VMID: oned assigns it at onevm create; plan assumed 0 \(give --vmid N\)$/m,
+  );
+  assert.match(r.stdout, /^# {3}CONTEXT\/FIREWALLL: did you mean CONTEXT\/FIREWALL\?/m);
+  assert.match(r.stdout, / --hostname vps145\.example\.org --nameserver 111\.111\.111\.2 /);
+  const withId = await onevz(`${ROOT}fixtures/templates/vps145.one`, "--vmid", "45");
+  assert.equal(withId.code, 0, withId.stderr);
+  assert.match(withId.stdout, /^vzctl --quiet create 1045 /m);
+  assert.match(withId.stdout, / --nameserver 192\.0\.2\.53 /);
+  assert.match(withId.stdout, /plan assumed 192\.0\.2\.53 \(give --network Public:DNS=…\)/);
+  // The same VM from its deployment file: the same vzctl set line.
+  const xml = await onevz(`${ROOT}fixtures/templates/vps145.xml`);
+  const setLine = (out: string) => out.split("\n").find((l) => l.startsWith("vzctl --quiet set"));
+  const fromOne = await onevz(
+    `${ROOT}fixtures/templates/vps145.one`,
+    "--vmid",
+    "45",
+    "--network",
+    "Public:DNS=111.111.111.2",
+  );
+  assert.equal(setLine(fromOne.stdout), setLine(xml.stdout));
+  assert.equal(
+    (await onevz(`${ROOT}fixtures/templates/vps145.one`, "--network", "Public")).code,
+    2,
+  );
+});
+
+Deno.test("onevz plan: onevm show -x (the full VM document) is a template too", async () => {
+  const r = await onevz(
+    `${ROOT}fixtures/samples/opennebula-2.2.1/constructed_2.2.1_onevm_show_x.xml`,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^# onevz plan for VM 7 \(ovz-test\): CTID 1007,/m);
+  assert.match(r.stdout, /\(XML, as oned passes it\)/);
+});
+
+Deno.test("onevz plan: uses the installed defaults file and says which", async () => {
+  const loc = await Deno.makeTempDir({ prefix: "onevz-one-" });
+  try {
+    await Deno.mkdir(`${loc}/etc/vmm_ssh`, { recursive: true });
+    await Deno.writeTextFile(
+      `${loc}/etc/vmm_ssh/vmm_ssh_ovz.conf`,
+      'ONEVZ = [ CTID_OFFSET = 5000, NIC_MODL = veth ]\nCPUUNITS = "777"\n',
+    );
+    const env = { ONE_LOCATION: loc };
+    const r = await onevz({ env }, `${ROOT}fixtures/templates/vswap-basic.xml`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^# defaults: ${loc}/etc/vmm_ssh/vmm_ssh_ovz\\.conf$`, "m"));
+    assert.match(r.stdout, /^vzctl --quiet create 5007 /m);
+    assert.match(r.stdout, / --cpuunits 777 /, "the installed default applies");
+    assert.match(
+      r.stdout,
+      /ONEVZ\/NIC_MODL is not an onevz setting: did you mean ONEVZ\/NIC_MODEL\?/,
+    );
+    const explicit = await onevz(
+      { env },
+      `${ROOT}fixtures/templates/vswap-basic.xml`,
+      "--defaults",
+      `${ROOT}fixtures/templates/vmm_ssh_ovz.conf`,
+    );
+    assert.match(explicit.stdout, /^vzctl --quiet create 1007 /m);
+    await Deno.remove(`${loc}/etc/vmm_ssh/vmm_ssh_ovz.conf`);
+    const none = await onevz({ env }, `${ROOT}fixtures/templates/vswap-basic.xml`);
+    assert.match(
+      none.stdout,
+      new RegExp(
+        `^# defaults: built-in defaults \\(none at ${loc}/etc/vmm_ssh/vmm_ssh_ovz\\.conf\\)$`,
+        "m",
+      ),
+    );
+  } finally {
+    await Deno.remove(loc, { recursive: true });
+  }
+  const { defaultsCandidates } = await import("../../src/admin/plan.ts");
+  assert.deepEqual(defaultsCandidates(() => undefined), ["/etc/one/vmm_ssh/vmm_ssh_ovz.conf"]);
+  assert.deepEqual(
+    defaultsCandidates((n) => (n === "ONE_LOCATION" ? "/srv/one/" : undefined), "/r"),
+    [
+      "/srv/one/etc/vmm_ssh/vmm_ssh_ovz.conf",
+      "/r/vmm/ovz/vmm_ssh_ovz.conf",
+    ],
+  );
 });

@@ -416,3 +416,73 @@ Deno.test("spec: RAW TYPE=ovz is tokenised and checked, other types ignored", ()
   );
   rejects(() => tpl('RAW = [ TYPE = ovz, DATA = "--save" ]'), /--save is not a vzctl set option/);
 });
+
+Deno.test("spec: a barrier above its limit is refused with the pair it meant", () => {
+  rejects(
+    () => tpl('MEMORY = [ PRIVVMPAGES = "69632:65536" ]'),
+    'MEMORY/PRIVVMPAGES: "69632:65536" has its barrier above its limit: vzctl\'s validator ' +
+      'refuses it ("barrier should be <= limit") and the kernel would enforce the limit alone; ' +
+      'did you mean "65536:69632"?',
+  );
+  rejects(
+    () => tpl('MEMORY = [ KMEMSIZE = "5:3" ]'),
+    /^MEMORY\/KMEMSIZE: .* did you mean "3:5"\?$/,
+  );
+  // equal, below, unlimited limits and a lone barrier are fine
+  const ok = tpl(
+    'MEMORY = [ LOCKEDPAGES = "2048:2048", PHYSPAGES = "0:unlimited", NUMPROC = 240 ]',
+  );
+  assert.equal(ok.memory.kind, "ubc");
+  rejects(
+    () => tpl('MEMORY = [ KMEMSIZ = "1:2" ]'),
+    "MEMORY/KMEMSIZ: not a beancounter: did you mean KMEMSIZE?",
+  );
+});
+
+Deno.test("spec: CPULIMIT above 100 × CPUS is warned (it can never apply)", () => {
+  assert.deepEqual(tpl('CPULIMIT = "300"\nCPUS = 2').warnings, [
+    "CPULIMIT 300 is above 100 × CPUS (2) = 200: the container runs on at most 2 CPU(s), so " +
+    "the limit never applies; set CPULIMIT ≤ 200, or raise CPUS (vzctl passes it on unchecked)",
+  ]);
+  assert.match(
+    tpl("CPU = 4\nVCPU = 1").warnings[0],
+    /^CPULIMIT 400 \(= CPU × 100\) is above 100 × CPUS \(1\)/,
+  );
+  assert.deepEqual(tpl('CPULIMIT = "200"\nCPUS = 2').warnings, []);
+  assert.deepEqual(tpl('CPULIMIT = "100%"\nCPUS = 2').warnings, [], "N% is of all CPUs");
+  assert.deepEqual(tpl('CPULIMIT = "800"').warnings, [], "without CPUS every host CPU counts");
+});
+
+Deno.test("spec: OS template names: archive extension, repository hash, IMAGE_ID, OSTEMPLATE", () => {
+  const withExt = tpl('DISK = [ IMAGE = "centos-5-x86.tar.gz" ]', "VMID = 5\n");
+  assert.equal(withExt.osDisk.templateName, "centos-5-x86");
+  assert.deepEqual(withExt.warnings, [
+    'DISK 0/IMAGE: "centos-5-x86.tar.gz" ends in .tar.gz: the OS template is centos-5-x86 ' +
+    "(deploy gives the cached file the extension of the image's bytes); name it " +
+    '"centos-5-x86" to silence this',
+  ]);
+  rejects(
+    () =>
+      tpl(
+        'DISK = [ SOURCE = "/srv/cloud/images/70f38bbaf574eef06b8e3ca4e8ebee3eb1f1786d" ]',
+        "VMID = 5\n",
+      ),
+    /^DISK 0\/SOURCE: ".*70f38bb.*" is an image of OpenNebula's repository, named by a hash, not an OS template name: use DISK = \[ IMAGE = "<the image's NAME, e.g. centos-5-x86>" \] .* or set OSTEMPLATE = "centos-5-x86"$/,
+  );
+  rejects(
+    () => tpl("DISK = [ IMAGE_ID = 3 ]", "VMID = 5\n"),
+    /^DISK 0: IMAGE_ID "3" without IMAGE or SOURCE: onevz needs the OS template name; give IMAGE = /,
+  );
+  // OSTEMPLATE names it explicitly (one-ovz-driver's DISTRO use case): it wins over the image.
+  const explicit = tpl(
+    'OSTEMPLATE = "debian-6.0-x86_64"\nDISK = [ SOURCE = "/srv/cloud/images/70f38bbaf574eef06b8e3ca4e8ebee3eb1f1786d", IMAGE_ID = 3 ]',
+    "VMID = 5\n",
+  );
+  assert.equal(explicit.osDisk.templateName, "debian-6.0-x86_64");
+  assert.deepEqual(explicit.warnings, []);
+  assert.equal(
+    tpl('OSTEMPLATE = "ubuntu-12.04-x86_64.tar.xz"').osDisk.templateName,
+    "ubuntu-12.04-x86_64",
+  );
+  rejects(() => tpl('OSTEMPLATE = "../x"'), /^OSTEMPLATE: "..\/x" is not an OS template name/);
+});

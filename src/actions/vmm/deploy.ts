@@ -4,7 +4,9 @@
  * The operator's checklist, in order:
  *  1. read the deployment document (stdin under one_vmm_ssh; the front-end file in agentless
  *     mode) and validate it completely — nothing is run or written before this succeeds;
- *  2. look at the node: kernel flavour, $TEMPLATE, the OS image the TM placed, an existing CT;
+ *  2. look at the node: kernel flavour, $TEMPLATE, the OS image the TM placed, the dists
+ *     vzctl knows, an existing CT; template mistakes that do not stop it are warned about
+ *     on stderr;
  *  3. keep a copy of the document at <deployment_file> (later actions read it);
  *  4. run the plan (src/ovz/plan.ts): place the OS template, vzctl create, one vzctl set
  *     --save, context files, firewall rules, vzctl start — recording how to undo each step;
@@ -16,9 +18,11 @@ import type { Host } from "../../host/host.ts";
 import { Rollback } from "../../host/rollback.ts";
 import { applyDefaults } from "../../one/defaults.ts";
 import { type DriverConfig } from "../../one/config.ts";
+import { lintTemplate } from "../../one/lint.ts";
 import { toSpec, type VmSpec } from "../../one/spec.ts";
 import { parseTemplateXml } from "../../one/template.ts";
 import { ARCHIVE_EXTS, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
+import { distNamesFromListing } from "../../ovz/dists.ts";
 import { findContainer, lockContainer, staleLockOwner } from "../../ovz/container.ts";
 import { parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
 import { type DeployPlan, type Flavour, planDeploy } from "../../ovz/plan.ts";
@@ -40,6 +44,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
 
   const facts = await observeNode(host, spec, input.vmDir);
   const plan = planDeploy(spec, facts);
+  for (const w of plan.warnings) ctx.io.err(`onevz: deploy: warning: ${w.replaceAll("\n", " ")}\n`);
 
   const rollback = new Rollback();
   try {
@@ -72,15 +77,20 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-/** Template text → validated spec (defaults applied). Pure; throws InvalidInputError. */
+/**
+ * Template text → validated spec (defaults applied), its warnings including misspelt names
+ * in the template and the defaults file. Pure; throws InvalidInputError.
+ */
 export function specFromXml(xml: string, config: DriverConfig): VmSpec {
-  const doc = applyDefaults(parseTemplateXml(xml), config.defaults);
-  return toSpec(doc, {
+  const template = parseTemplateXml(xml);
+  const spec = toSpec(applyDefaults(template, config.defaults), {
     ctidOffset: config.ctidOffset,
     nicModel: config.nicModel,
     contextDir: config.contextDir,
     rawPolicy: config.rawPolicy,
   });
+  spec.warnings.unshift(...config.warnings, ...lintTemplate(template));
+  return spec;
 }
 
 async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Facts> {
@@ -93,6 +103,11 @@ async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Fac
   }
   const template = parseVzConf(vzConfText).TEMPLATE || "/vz/template";
   const templateCacheDir = `${template.replace(/\/+$/, "")}/cache`;
+  // The dist configs vzctl chooses from (unreadable: plan assumes vzctl's stock set).
+  const dists = await host.run(["ls", "-1", "--", host.sysPath("/etc/vz/dists")], {
+    check: false,
+  });
+  const distNames = dists.status === 0 ? distNamesFromListing(dists.stdout) : undefined;
   const images = `${vmDir.replace(/\/+$/, "")}/${spec.vmid}/images`;
   const candidates = [`${images}/disk.${spec.osDisk.diskId}`];
   if (spec.osDisk.source?.startsWith("/")) candidates.push(spec.osDisk.source);
@@ -115,12 +130,12 @@ async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Fac
         );
       }
     }
-    return { flavour, vmDir, templateCacheDir, templateFileExt: ext, imagePath: path };
+    return { flavour, vmDir, templateCacheDir, templateFileExt: ext, imagePath: path, distNames };
   }
   // No image from the TM: an OS template of that name already in the cache will do.
   for (const ext of ARCHIVE_EXTS) {
     if (await host.exists(`${templateCacheDir}/${spec.osDisk.templateName}${ext}`, P)) {
-      return { flavour, vmDir, templateCacheDir, templateFileExt: ext };
+      return { flavour, vmDir, templateCacheDir, templateFileExt: ext, distNames };
     }
   }
   throw new OnevzError(

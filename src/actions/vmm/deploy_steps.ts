@@ -7,7 +7,7 @@ import { posix } from "node:path";
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import type { Rollback } from "../../host/rollback.ts";
-import { FIREWALL_BEGIN } from "../../one/context.ts";
+import { FIREWALL_BEGIN, withBootLine, withMarkedBlock } from "../../one/context.ts";
 import type { Flavour } from "../../ovz/plan.ts";
 import type { DeployPlan, Step } from "../../ovz/plan.ts";
 
@@ -20,6 +20,8 @@ export interface Facts {
   templateFileExt: string;
   /** The OS image to place, or undefined when the cache already holds the template. */
   imagePath?: string;
+  /** The node's /etc/vz/dists configs (without .conf); undefined when unreadable. */
+  distNames?: string[];
 }
 
 /** mkdir -p R, remembering which levels this deploy created (undo removes only those). */
@@ -89,10 +91,21 @@ export async function runStep(
       if (await host.isSymlink(step.path, P)) {
         throw new OnevzError(`${step.path} is a symbolic link in the OS template: not appending`);
       }
-      const text = (await host.readFile(step.path, P)) ?? "#!/bin/sh\n";
-      if (text.split("\n").includes(step.line)) return;
-      const sep = text === "" || text.endsWith("\n") ? "" : "\n";
-      await host.writeFileAtomic(step.path, `${text}${sep}${step.line}\n`, { ...P, mode: 0o755 });
+      const text = await host.readFile(step.path, P);
+      const next = withBootLine(text, step.line);
+      if (next === text) return;
+      // Executable: Debian's rc.local and systemd's rc-local.service run it only then.
+      await host.writeFileAtomic(step.path, next, { ...P, mode: 0o755 });
+      return;
+    }
+    case "put-block": {
+      await safeParentDir(host, plan.paths.private, step.path);
+      if (await host.isSymlink(step.path, P)) {
+        throw new OnevzError(`${step.path} is a symbolic link in the OS template: not editing it`);
+      }
+      const text = await host.readFile(step.path, P);
+      const next = withMarkedBlock(text, step, step.text);
+      if (next !== text) await host.writeFileAtomic(step.path, next, { ...P, mode: 0o644 });
       return;
     }
     case "append-config": {
