@@ -10,8 +10,8 @@
  *    disk to the front-end, DELETE), image.rb's move, and a new VM from the saved image that
  *    holds the file;
  *  - stop and resume: SAVE, `MV H:R FE:L`, `MV FE:L/images H:R`, RESTORE, with a private area
- *    holding device nodes, setuid/setgid files, files of several uids and xattrs: all back as
- *    they were (the front-end keeps them in one archive it never unpacks);
+ *    holding device nodes, setuid/setgid files, files of several uids, xattrs and an ACL: all
+ *    back as they were (the front-end keeps them in one archive it never unpacks);
  *  - restart after a kill: a restart DEPLOY that adopts a stopped container, SIGKILLed
  *    mid-way, then the next DEPLOY: the user's files survive; a config removed by hand: the
  *    next DEPLOY adopts the private area;
@@ -55,14 +55,24 @@ function xattrs() {
   });
   const c = (s: string) => new TextEncoder().encode(s + "\0");
   return {
-    set(path: string, name: string, value: string) {
-      const v = new TextEncoder().encode(value);
+    setBytes(path: string, name: string, v: Uint8Array) {
       assert.equal(lib.symbols.setxattr(c(path), c(name), v, BigInt(v.length), 0), 0, name);
     },
-    get(path: string, name: string): string | undefined {
+    set(path: string, name: string, value: string) {
+      this.setBytes(path, name, new TextEncoder().encode(value));
+    },
+    bytes(path: string, name: string): Uint8Array | undefined {
       const buf = new Uint8Array(256);
       const n = Number(lib.symbols.getxattr(c(path), c(name), buf, 256n));
-      return n < 0 ? undefined : new TextDecoder().decode(buf.subarray(0, n));
+      return n < 0 ? undefined : buf.slice(0, n);
+    },
+    get(path: string, name: string): string | undefined {
+      const b = this.bytes(path, name);
+      return b && new TextDecoder().decode(b);
+    },
+    getHex(path: string, name: string): string | undefined {
+      const b = this.bytes(path, name);
+      return b && Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
     },
     close: () => lib.close(),
   };
@@ -86,12 +96,14 @@ async function setUp(cleanups: (() => Promise<unknown>)[]): Promise<World> {
   const lp = await leastPrivilege("onevz-test-roundtrip");
   cleanups.push(() => lp.undo());
   const bed = await startBed({
-    nodes: [{ name: "cn1", templates: ["centos-6-x86_64"] }],
+    nodes: ["cn1", "cn2"].map((name) => ({ name, templates: ["centos-6-x86_64"] })),
     frontEnd: false,
     nodeBin: true,
   });
   cleanups.push(() => bed.stop());
   await installDevRemotes(bed, "cn1");
+  await installDevRemotes(bed, "cn2");
+  await must("chown", [`${lp.uid}:${lp.gid}`, `${bed.nodes.cn2.fsDir}/vm`]);
   // sshd reads the bed's authorized_keys as the logging-in user.
   await Deno.chmod(bed.dir, 0o755);
   const node = bed.nodes.cn1.fsDir;
@@ -134,12 +146,26 @@ async function setUp(cleanups: (() => Promise<unknown>)[]): Promise<World> {
   return { bed, uid: lp.uid, gid: lp.gid, fe, site, tmConf, node };
 }
 
-async function vmm(w: World, action: string, args: string[], stdin?: string, vid = 0) {
-  return await one.vmmSsh(w.site, "cn1", action, args, stdin, { vid });
+async function vmm(
+  w: World,
+  action: string,
+  args: string[],
+  stdin?: string,
+  vid = 0,
+  host = "cn1",
+) {
+  return await one.vmmSsh(w.site, host, action, args, stdin, { vid });
 }
 
-async function expectVmm(w: World, action: string, args: string[], stdin?: string, vid = 0) {
-  const r = await vmm(w, action, args, stdin, vid);
+async function expectVmm(
+  w: World,
+  action: string,
+  args: string[],
+  stdin?: string,
+  vid = 0,
+  host = "cn1",
+) {
+  const r = await vmm(w, action, args, stdin, vid, host);
   assert.equal(r.result, "SUCCESS", `${action}: ${r.reply}\n${r.stderr}`);
   return r;
 }
@@ -229,79 +255,110 @@ Deno.test({
         await transfer(w, 52, [`DELETE cn1:${again.R}`]);
       });
 
-      await t.step("stop and resume keep owners, modes, device nodes and xattrs", async () => {
-        const vm = await deployVm(w, 53, "centos-5-x86", osImage);
-        const p = `${vm.dir}/private`;
-        // What a container holds: device nodes, setuid/setgid files, several owners, xattrs.
-        await Deno.mkdir(`${p}/dev`, { recursive: true });
-        await must("mknod", ["-m", "666", `${p}/dev/null`, "c", "1", "3"]);
-        await must("mknod", ["-m", "660", `${p}/dev/loop0`, "b", "7", "0"]);
-        await must("mknod", ["-m", "600", `${p}/dev/initctl`, "p"]);
-        await Deno.writeTextFile(`${p}/sbin/su`, "#!/bin/sh\n");
-        await Deno.chmod(`${p}/sbin/su`, 0o4755);
-        await Deno.mkdir(`${p}/home/alice`, { recursive: true });
-        await Deno.writeTextFile(`${p}/home/alice/mail`, "private mail\n");
-        await must("chown", ["-R", "1234:1234", `${p}/home/alice`]);
-        await Deno.writeTextFile(`${p}/sbin/wall`, "#!/bin/sh\n");
-        await must("chown", ["0:5678", `${p}/sbin/wall`]);
-        await Deno.chmod(`${p}/sbin/wall`, 0o2755);
-        const x = xattrs();
-        x.set(`${p}/home/alice/mail`, "user.onevz-test", "u-value");
-        x.set(`${p}/sbin/su`, "trusted.onevz-test", "t-value");
-        const view = async () => {
-          const out: string[] = [];
-          for (const f of ["dev/null", "dev/loop0", "dev/initctl", "sbin/su", "sbin/wall"]) {
-            const st = await Deno.lstat(`${p}/${f}`);
-            out.push(`${f} ${(st.mode! & 0o177777).toString(8)} ${st.uid}:${st.gid} ${st.rdev}`);
-          }
-          const mail = await Deno.lstat(`${p}/home/alice/mail`);
-          out.push(
-            `mail ${mail.uid}:${mail.gid} ${x.get(`${p}/home/alice/mail`, "user.onevz-test")}`,
+      await t.step(
+        "stop and resume keep owners, modes, device nodes, xattrs and ACLs",
+        async () => {
+          const vm = await deployVm(w, 53, "centos-5-x86", osImage);
+          const p = `${vm.dir}/private`;
+          // What a container holds: device nodes, setuid/setgid files, several owners, xattrs,
+          // an ACL.
+          await Deno.mkdir(`${p}/dev`, { recursive: true });
+          await must("mknod", ["-m", "666", `${p}/dev/null`, "c", "1", "3"]);
+          await must("mknod", ["-m", "660", `${p}/dev/loop0`, "b", "7", "0"]);
+          await must("mknod", ["-m", "600", `${p}/dev/initctl`, "p"]);
+          await Deno.writeTextFile(`${p}/sbin/su`, "#!/bin/sh\n");
+          await Deno.chmod(`${p}/sbin/su`, 0o4755);
+          await Deno.mkdir(`${p}/home/alice`, { recursive: true });
+          await Deno.writeTextFile(`${p}/home/alice/mail`, "private mail\n");
+          await must("chown", ["-R", "1234:1234", `${p}/home/alice`]);
+          await Deno.writeTextFile(`${p}/sbin/wall`, "#!/bin/sh\n");
+          await must("chown", ["0:5678", `${p}/sbin/wall`]);
+          await Deno.chmod(`${p}/sbin/wall`, 0o2755);
+          const x = xattrs();
+          x.set(`${p}/home/alice/mail`, "user.onevz-test", "u-value");
+          x.set(`${p}/sbin/su`, "trusted.onevz-test", "t-value");
+          // A POSIX ACL (user 1234 may read /sbin/wall), in the kernel's xattr form: version 2,
+          // then {tag, perm, id}: USER_OBJ rwx, USER 1234 r-x, GROUP_OBJ r-x, MASK r-x, OTHER r-x.
+          const acl = new Uint8Array(4 + 5 * 8);
+          const dv = new DataView(acl.buffer);
+          dv.setUint32(0, 2, true);
+          [[0x01, 7, -1], [0x02, 5, 1234], [0x04, 5, -1], [0x10, 5, -1], [0x20, 5, -1]]
+            .forEach(([tag, perm, id], i) => {
+              dv.setUint16(4 + i * 8, tag, true);
+              dv.setUint16(6 + i * 8, perm, true);
+              dv.setUint32(8 + i * 8, id >>> 0, true);
+            });
+          x.setBytes(`${p}/sbin/wall`, "system.posix_acl_access", acl);
+          const view = () => viewAt(p);
+          const viewAt = async (p: string) => {
+            const out: string[] = [];
+            for (const f of ["dev/null", "dev/loop0", "dev/initctl", "sbin/su", "sbin/wall"]) {
+              const st = await Deno.lstat(`${p}/${f}`);
+              out.push(`${f} ${(st.mode! & 0o177777).toString(8)} ${st.uid}:${st.gid} ${st.rdev}`);
+            }
+            const mail = await Deno.lstat(`${p}/home/alice/mail`);
+            out.push(
+              `mail ${mail.uid}:${mail.gid} ${x.get(`${p}/home/alice/mail`, "user.onevz-test")}`,
+            );
+            out.push(`su ${x.get(`${p}/sbin/su`, "trusted.onevz-test")}`);
+            out.push(`wall acl ${x.getHex(`${p}/sbin/wall`, "system.posix_acl_access")}`);
+            return out;
+          };
+          const before = await view();
+          assert.match(before.join("\n"), /^wall acl 02000000/m, "the ACL is set");
+          const ownersBefore = await asRoot(w, `find ${vm.R}/private -printf '%U:%G %p\\n' | sort`);
+          // onevm stop: SAVE, then epilog_stop `MV H:R FE:L`.
+          const L = `${w.fe}/var/53`;
+          await Deno.writeTextFile(`${L}/deployment.0`, vm.xml);
+          await expectVmm(w, "save", [vm.ctid, `${vm.R}/checkpoint`], undefined, 53);
+          await transfer(w, 53, [`MV cn1:${vm.R} fe:${L}`]);
+          assert.ok(!existsSync(vm.dir), "R left the node");
+          // Its config left with it (restore recreates it from R/ctid.conf): no ghost on cn1.
+          assert.ok(!existsSync(`${w.node}/sim/etc/vz/conf/${vm.ctid}.conf`));
+          assert.doesNotMatch(await asRoot(w, "vzlist -a -H -o ctid"), /1053/);
+          assert.equal(await Deno.readTextFile(`${L}/deployment.0`), vm.xml, "L itself kept");
+          const archive = `${L}/images/private.onevz.tar`;
+          const st = await Deno.stat(archive);
+          assert.equal(st.uid, w.uid);
+          assert.equal(st.mode! & 0o777, 0o600);
+          assert.ok(!existsSync(`${L}/images/private`), "never unpacked on the front-end");
+          assert.ok(existsSync(`${L}/images/checkpoint`) && existsSync(`${L}/images/disk.0`));
+          const listing = await new Deno.Command("tar", {
+            args: ["-tvf", archive, "--numeric-owner"],
+            stdout: "piped",
+          }).output();
+          const names = new TextDecoder().decode(listing.stdout);
+          assert.match(names, /^crw-rw-rw- 0\/0 +1,3 .* private\/dev\/null$/m);
+          assert.match(names, /^-rwsr-xr-x 0\/0 .* private\/sbin\/su$/m);
+          assert.match(names, /1234\/1234 .* private\/home\/alice\/mail$/m);
+          // onevm resume: prolog_resume `MV FE:L/images H:R`, then RESTORE.
+          await transfer(w, 53, [`MV fe:${L}/images cn1:${vm.R}`]);
+          assert.ok(!existsSync(`${L}/images`));
+          assert.ok(!existsSync(`${vm.dir}/private.onevz.tar`), "unpacked and removed");
+          await expectVmm(w, "restore", [`${vm.R}/checkpoint`], undefined, 53);
+          assert.match((await expectVmm(w, "poll", [vm.ctid])).info, /^STATE=a/);
+          assert.deepEqual(await view(), before);
+          const ownersAfter = await asRoot(w, `find ${vm.R}/private -printf '%U:%G %p\\n' | sort`);
+          assert.equal(ownersAfter, ownersBefore, "every file's owner as before");
+          assert.doesNotMatch(
+            ownersAfter,
+            new RegExp(`^${w.uid}:`, "m"),
+            "nothing became oneadmin's",
           );
-          out.push(`su ${x.get(`${p}/sbin/su`, "trusted.onevz-test")}`);
-          return out;
-        };
-        const before = await view();
-        const ownersBefore = await asRoot(w, `find ${vm.R}/private -printf '%U:%G %p\\n' | sort`);
-        // onevm stop: SAVE, then epilog_stop `MV H:R FE:L`.
-        const L = `${w.fe}/var/53`;
-        await Deno.writeTextFile(`${L}/deployment.0`, vm.xml);
-        await expectVmm(w, "save", [vm.ctid, `${vm.R}/checkpoint`], undefined, 53);
-        await transfer(w, 53, [`MV cn1:${vm.R} fe:${L}`]);
-        assert.ok(!existsSync(vm.dir), "R left the node");
-        assert.equal(await Deno.readTextFile(`${L}/deployment.0`), vm.xml, "L itself kept");
-        const archive = `${L}/images/private.onevz.tar`;
-        const st = await Deno.stat(archive);
-        assert.equal(st.uid, w.uid);
-        assert.equal(st.mode! & 0o777, 0o600);
-        assert.ok(!existsSync(`${L}/images/private`), "never unpacked on the front-end");
-        assert.ok(existsSync(`${L}/images/checkpoint`) && existsSync(`${L}/images/disk.0`));
-        const listing = await new Deno.Command("tar", {
-          args: ["-tvf", archive, "--numeric-owner"],
-          stdout: "piped",
-        }).output();
-        const names = new TextDecoder().decode(listing.stdout);
-        assert.match(names, /^crw-rw-rw- 0\/0 +1,3 .* private\/dev\/null$/m);
-        assert.match(names, /^-rwsr-xr-x 0\/0 .* private\/sbin\/su$/m);
-        assert.match(names, /1234\/1234 .* private\/home\/alice\/mail$/m);
-        // onevm resume: prolog_resume `MV FE:L/images H:R`, then RESTORE.
-        await transfer(w, 53, [`MV fe:${L}/images cn1:${vm.R}`]);
-        assert.ok(!existsSync(`${L}/images`));
-        assert.ok(!existsSync(`${vm.dir}/private.onevz.tar`), "unpacked and removed");
-        await expectVmm(w, "restore", [`${vm.R}/checkpoint`], undefined, 53);
-        assert.match((await expectVmm(w, "poll", [vm.ctid])).info, /^STATE=a/);
-        assert.deepEqual(await view(), before);
-        const ownersAfter = await asRoot(w, `find ${vm.R}/private -printf '%U:%G %p\\n' | sort`);
-        assert.equal(ownersAfter, ownersBefore, "every file's owner as before");
-        assert.doesNotMatch(
-          ownersAfter,
-          new RegExp(`^${w.uid}:`, "m"),
-          "nothing became oneadmin's",
-        );
-        x.close();
-        await expectVmm(w, "cancel", [vm.ctid], undefined, 53);
-        await transfer(w, 53, [`DELETE cn1:${vm.R}`]);
-      });
+          // Cold migration to cn2: SAVE, `MV cn1:R cn2:R` (relayed, root at both ends), RESTORE.
+          await expectVmm(w, "save", [vm.ctid, `${vm.R}/checkpoint`], undefined, 53);
+          await transfer(w, 53, [`MV cn1:${vm.R} cn2:${vm.R}`]);
+          assert.ok(!existsSync(`${w.node}/sim/etc/vz/conf/${vm.ctid}.conf`), "no ghost on cn1");
+          await expectVmm(w, "restore", [`${vm.R}/checkpoint`], undefined, 53, "cn2");
+          const polled = await expectVmm(w, "poll", [vm.ctid], undefined, 53, "cn2");
+          assert.match(polled.info, /^STATE=a/);
+          const moved = `${w.bed.nodes.cn2.fsDir}/vm/53/images/private`;
+          assert.deepEqual(await viewAt(moved), before, "the same files on cn2");
+          x.close();
+          await expectVmm(w, "cancel", [vm.ctid], undefined, 53, "cn2");
+          await transfer(w, 53, [`DELETE cn2:${vm.R}`]);
+        },
+      );
 
       await t.step("restart after a kill: the next DEPLOY adopts, the files survive", async () => {
         const vm = await deployVm(w, 54, "centos-5-x86", osImage);

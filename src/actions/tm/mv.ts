@@ -14,6 +14,9 @@
  *     unpacked as root on the node;
  *   - node → node (cold migration: `MV oldH:R newH:R`), relayed through the front-end, as root
  *     at both ends.
+ * A container whose private area leaves a node that way must be stopped (SAVE ran), and its
+ * config is retired there afterwards (vzctl destroy of a container without files): restore
+ * recreates it from R/ctid.conf wherever R arrives, so no node keeps a ghost.
  * Like `scp -r`, a source moved onto an existing directory of another name goes inside it
  * (`MV H:R FE:L` makes L/images). The data travels as a tar stream into a temporary name
  * beside the destination; the destination appears by rename, and the source is removed only
@@ -27,7 +30,7 @@ import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import { ARCHIVE_TOOLS, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
-import { LOCK_NAME } from "../../ovz/container.ts";
+import { containersUsing, LOCK_NAME } from "../../ovz/container.ts";
 import {
   closeHosts,
   hostFor,
@@ -100,6 +103,18 @@ export async function move(srcArg: string, dstArg: string, log: TmLog): Promise<
       }
       throw new OnevzError(`source ${srcArg} does not exist`);
     }
+    // A container whose private area moves away must be stopped, and it stays registered
+    // only where its files are (restore recreates the config from R/ctid.conf, written by save).
+    const moving = src.local ? [] : await containersUsing(from, srcPath);
+    for (const ct of moving) {
+      const st = await vzctlStatus(from, ct.ctid);
+      if (st?.running || st?.mounted) {
+        throw new OnevzError(
+          `container ${ct.ctid} is ${st.running ? "running" : "mounted"} on ${from.name} with ` +
+            `its private area in ${srcPath}: not moving it`,
+        );
+      }
+    }
     log(`Creating directory ${dirname(final)}`);
     await to.mkdirp(dirname(final));
     if (sameHost) {
@@ -127,6 +142,11 @@ export async function move(srcArg: string, dstArg: string, log: TmLog): Promise<
     }
     await from.run(["rm", "-rf", "--", srcPath], privileged(src));
     log(`Removed ${srcArg}`);
+    for (const ct of moving) {
+      // Its files are gone from here: vzctl destroy now only retires the config (.destroyed).
+      await from.run(["vzctl", "--quiet", "destroy", String(ct.ctid)], { privileged: true });
+      log(`Unregistered container ${ct.ctid} from ${from.name}: its files moved to ${dstArg}`);
+    }
   } finally {
     await closeHosts(from, to);
   }
