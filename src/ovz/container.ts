@@ -95,6 +95,13 @@ export async function listDir(host: Host, dir: string): Promise<string[]> {
   return r.stdout.split("\n").filter((n) => n !== "");
 }
 
+/** A directory that exists and holds at least one entry (read as root). */
+export async function hasFiles(host: Host, dir: string): Promise<boolean> {
+  if (!(await host.isDirectory(dir, { privileged: true }))) return false;
+  const r = await host.run(["find", dir, "-maxdepth", "0", "-empty"], { privileged: true });
+  return r.stdout.trim() === "";
+}
+
 /** The latest `R/deployment.<seq>` (highest seq), or null when there is none. */
 export async function latestDeployment(host: Host, imagesDir: string): Promise<string | null> {
   let best = -1;

@@ -5,7 +5,6 @@
  * holds (owners, modes, device nodes, xattrs and ACLs) on this node's tar.
  */
 import type { Host } from "../../host/host.ts";
-import { osDiskOf } from "../../one/os_disk.ts";
 import {
   cleanPath,
   type ContainerInfo,
@@ -45,6 +44,8 @@ export async function containerOsDisk(
   if (!deployment) return undefined;
   const xml = await host.readFile(deployment, P);
   if (!xml || !/^\s*<(TEMPLATE|VM)>/.test(xml)) return undefined;
+  // The XML parser is loaded only here: most TM lines never need it.
+  const { osDiskOf } = await import("../../one/os_disk.ts");
   let os;
   try {
     os = osDiskOf(xml);
@@ -59,13 +60,6 @@ export async function containerOsDisk(
 export async function vzctlStatus(host: Host, ctid: number): Promise<VzctlStatus | undefined> {
   const r = await host.run(["vzctl", "status", String(ctid)], P);
   return parseVzctlStatus(r.stdout);
-}
-
-/** A directory that exists and holds at least one entry (read as root). */
-export async function hasFiles(host: Host, dir: string): Promise<boolean> {
-  if (!(await host.isDirectory(dir, P))) return false;
-  const r = await host.run(["find", dir, "-maxdepth", "0", "-empty"], P);
-  return r.stdout.trim() === "";
 }
 
 /**

@@ -4,11 +4,16 @@
  * The operator's checklist, in order:
  *  1. read the deployment document (stdin under one_vmm_ssh; the front-end file in agentless
  *     mode) and validate it completely — nothing is run or written before this succeeds;
- *  2. look at the node: kernel flavour, $TEMPLATE, the OS image the TM placed, an existing CT;
- *  3. keep a copy of the document at <deployment_file> (later actions read it);
- *  4. run the plan (src/ovz/plan.ts): place the OS template, vzctl create, one vzctl set
- *     --save, context files, firewall rules, vzctl start — recording how to undo each step;
- *  5. print the CTID. On any failure, undo everything this deploy did and report why.
+ *  2. look at the node: kernel flavour, $TEMPLATE, the OS image the TM placed;
+ *  3. under the container's lock: finish what a killed deploy of this VM left (only a
+ *     container it created and never started is rebuilt), and keep a copy of the document at
+ *     <deployment_file> (later actions read it);
+ *  4. this VM's container exists (a restart DEPLOY): start it as it is, and stop there;
+ *  5. run the plan (src/ovz/plan.ts): place the OS template, vzctl create (into a scratch
+ *     directory when R/private already holds a container's files, which are then adopted),
+ *     one vzctl set --save, context files, firewall rules, vzctl start — recording how to undo
+ *     each step;
+ *  6. print the CTID. On any failure, undo everything this deploy did and report why.
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { InvalidInputError, OnevzError } from "../../cli/errors.ts";
@@ -24,6 +29,7 @@ import {
   DEPLOY_MARK,
   type DeployMark,
   findContainer,
+  hasFiles,
   lockContainer,
   readMark,
   removeMark,
@@ -104,13 +110,6 @@ function say(ctx: CommandContext, text: string) {
 
 const isVzctl = (step: Step, action: string) =>
   step.kind === "run" && step.argv[0] === "vzctl" && step.argv[2] === action;
-
-/** A non-empty directory (the private area of a container whose config is gone). */
-async function hasFiles(host: Host, dir: string): Promise<boolean> {
-  if (!(await host.isDirectory(dir, P))) return false;
-  const r = await host.run(["find", dir, "-maxdepth", "0", "-empty"], P);
-  return r.stdout.trim() === "";
-}
 
 /** Record, before vzctl create, that this deploy makes the container and has not started it. */
 async function markCreating(
