@@ -226,6 +226,8 @@ async function nodeSize(size: number, work: string, preload?: string) {
     const deployRuns: Run[] = [];
     const shutdownRuns: Run[] = [];
     const fresh = async () => {
+      // What the epilog's DELETE does after a shutdown: the container goes, then R.
+      await node.tool("vzctl", ["--quiet", "destroy", "1045"]);
       await Deno.remove(images, { recursive: true }).catch(() => {});
       await Deno.mkdir(images, { recursive: true });
       await Deno.writeFile(`${images}/disk.0`, tarball);

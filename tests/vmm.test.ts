@@ -386,7 +386,7 @@ simTest("poll: huge counters are clamped to 2147483647 with a note on stderr", a
   assert.match(r.stderr, /NETTX=9999999999 exceeds/);
 });
 
-simTest("poll: stopped → d, mounted → e, no config → d, checkpointed → p", async () => {
+simTest("poll: stopped → d, mounted → -, no config → d, checkpointed → p", async () => {
   const node = await newNode();
   const vm = await makeVm(node, 11);
   const id = String(vm.ctid);
@@ -401,8 +401,10 @@ simTest("poll: stopped → d, mounted → e, no config → d, checkpointed → p
   await node.tool(["vzctl", "stop", id]);
   assert.deepEqual(await statusCalls(state), [`status ${id}`]);
   assert.equal(await state(), "d");
+  // An operator's maintenance mount: nothing for oned to do (e would make it FAILED and
+  // run EPILOG_DELETE, which removes R with the private area).
   await node.tool(["vzctl", "mount", id]);
-  assert.equal(await state(), "e");
+  assert.equal(await state(), "-");
   await node.tool(["vzctl", "umount", id]);
   await node.tool(["vzctl", "start", id]);
   assert.equal((await node.onevz("save", id, `${vm.r}/checkpoint`)).code, 0);
@@ -421,94 +423,7 @@ simTest("poll: stopped → d, mounted → e, no config → d, checkpointed → p
 });
 
 // -------------------------------------------------------------------------------------------
-// shutdown / cancel / reboot
-
-simTest("shutdown without SAVE: stopped and destroyed, no archive", async () => {
-  const node = await newNode();
-  const vm = await makeVm(node, 12);
-  const r = await node.onevz("shutdown", String(vm.ctid));
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, "");
-  assert.match(await node.status(vm.ctid), /deleted/);
-  assert.equal(existsSync(node.confPath(vm.ctid)), false);
-  const left = await listTree(vm.r);
-  assert.ok(!left.some((f) => f.startsWith("disk.")), left.join(" "));
-  assert.ok(!left.includes(".onevz.lock"));
-});
-
-for (
-  const [label, opts] of [["SAVE=yes", { save: "yes" }], ["SAVE_AS", { saveAs: "14" }]] as const
-) {
-  simTest(`shutdown with ${label}: private area archived to disk.0, then destroyed`, async () => {
-    const node = await newNode();
-    const vm = await makeVm(node, 13, opts);
-    await node.tool(["vzctl", "exec", String(vm.ctid), "echo hello > /root/marker"], false);
-    const privateFiles = await listTree(`${vm.r}/private`);
-    const r = await node.onevz("shutdown", String(vm.ctid));
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(await node.status(vm.ctid), /deleted/);
-    const left = await listTree(vm.r);
-    assert.ok(left.includes("disk.0"), left.join(" "));
-    assert.ok(!left.some((f) => f.includes("onevz-tmp")), left.join(" "));
-    const list = await exec(["tar", "-tzf", `${vm.r}/disk.0`], Deno.env.toObject());
-    assert.equal(list.code, 0, list.stderr);
-    const members = list.stdout.split("\n").filter((l) => l && l !== "./")
-      .map((l) => l.replace(/^\.\//, "").replace(/\/$/, "")).sort();
-    assert.deepEqual(members, privateFiles);
-    assert.equal((await Deno.stat(`${vm.r}/disk.0`)).mode! & 0o777, 0o600);
-  });
-}
-
-simTest("shutdown: a failing archive leaves the container stopped and intact", async () => {
-  const node = await newNode();
-  const vm = await makeVm(node, 14, { save: "YES" });
-  const shim = `${node.base}/shim`;
-  await Deno.mkdir(shim);
-  await Deno.writeTextFile(
-    `${shim}/tar`,
-    '#!/bin/bash\nfor a; do case "$a" in *.onevz-tmp-*) echo partial > "$a";; esac; done\n' +
-      'echo "tar: write error: No space left on device" >&2; exit 2\n',
-  );
-  await Deno.chmod(`${shim}/tar`, 0o755);
-  const before = await listTree(`${vm.r}/private`);
-  node.extraEnv = { PATH: `${shim}:${node.env().PATH}` };
-  const r = await node.onevz("shutdown", String(vm.ctid));
-  node.extraEnv = {};
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /left stopped and intact/);
-  assert.match(r.stderr, /No space left on device/);
-  assert.match(await node.status(vm.ctid), /exist unmounted down/);
-  assert.ok(existsSync(node.confPath(vm.ctid)));
-  assert.deepEqual(await listTree(`${vm.r}/private`), before);
-  const left = await listTree(vm.r);
-  assert.ok(!left.some((f) => f.startsWith("disk.")), left.join(" "));
-  assert.ok(!left.includes(".onevz.lock"));
-});
-
-simTest("shutdown: a real full disk (small tmpfs) fails the archive, CT intact", async () => {
-  const node = await newNode();
-  const vid = 15;
-  const r = `${node.vmDir}${vid}/images`;
-  await Deno.mkdir(r, { recursive: true });
-  const mount = await exec(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", r], {});
-  if (mount.code !== 0) return; // not allowed to mount here: covered by the tar shim test
-  try {
-    const vm = await makeVm(node, vid, { save: "yes" });
-    const dd = await exec(
-      ["dd", "if=/dev/urandom", `of=${vm.r}/private/bigfile`, "bs=1M", "count=2"],
-      {},
-    );
-    assert.equal(dd.code, 0, dd.stderr);
-    await node.tool(["vzctl", "stop", String(vm.ctid)]);
-    const res = await node.onevz("shutdown", String(vm.ctid));
-    assert.equal(res.code, 1, res.stdout + res.stderr);
-    assert.match(await node.status(vm.ctid), /exist/);
-    assert.ok(existsSync(`${vm.r}/private/bigfile`));
-    assert.ok(!(await listTree(vm.r)).some((f) => f.startsWith("disk.")));
-  } finally {
-    await exec(["umount", r], {});
-  }
-});
+// cancel / reboot (shutdown and the epilog: tests/epilog.test.ts)
 
 simTest("cancel: destroys a running container; a gone container is success", async () => {
   const node = await newNode();
@@ -669,35 +584,6 @@ simTest("migrate of a stopped container uses the offline form (no --online)", as
   const vzm = (await node.calls()).filter((c) => c.tool === "vzmigrate");
   assert.deepEqual(vzm[0]?.argv, ["cn2.example.org", String(vm.ctid)]);
   assert.match(await node.status(vm.ctid), /exist unmounted down/);
-});
-
-simTest("shutdown: no deployment file → refuses, container keeps running", async () => {
-  const node = await newNode();
-  const vm = await makeVm(node, 26);
-  await Deno.remove(`${vm.r}/deployment.0`);
-  const r = await node.onevz("shutdown", String(vm.ctid));
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /no deployment file/);
-  assert.match(await node.status(vm.ctid), /running/);
-});
-
-simTest("shutdown uses the latest deployment.<seq>; a gone container is success", async () => {
-  const node = await newNode();
-  const vm = await makeVm(node, 27); // deployment.0 has SAVE=NO
-  await Deno.writeTextFile(
-    `${vm.r}/deployment.10`,
-    deploymentXml(27, { DISK_ID: "0", SAVE: "yes", TYPE: "DISK" }),
-  );
-  await Deno.writeTextFile(
-    `${vm.r}/deployment.9`,
-    deploymentXml(27, { DISK_ID: "0", SAVE: "no", TYPE: "DISK" }),
-  );
-  const r = await node.onevz("shutdown", String(vm.ctid));
-  assert.equal(r.code, 0, r.stderr);
-  assert.ok(existsSync(`${vm.r}/disk.0`), "deployment.10 (SAVE=yes) decided");
-  const again = await node.onevz("shutdown", String(vm.ctid));
-  assert.equal(again.code, 0);
-  assert.match(again.stderr, /does not exist/);
 });
 
 simTest("save/restore accept oned's paths with the double slash of VM_DIR", async () => {

@@ -30,3 +30,12 @@ export async function readHead(host: Host, path: string, privileged = true): Pro
 export function stripArchiveExt(fileName: string): string {
   return fileName.replace(/\.(tar\.gz|tgz|tar\.bz2|tbz2?|tar\.xz|txz|tar)$/i, "");
 }
+
+/** tar's compression flag and the command that verifies a finished archive, per format. */
+export const ARCHIVE_TOOLS: Record<ArchiveExt, { flag: string; verify: (f: string) => string[] }> =
+  {
+    ".tar.gz": { flag: "z", verify: (f) => ["gzip", "-t", "--", f] },
+    ".tar.bz2": { flag: "j", verify: (f) => ["bzip2", "-t", "--", f] },
+    ".tar.xz": { flag: "J", verify: (f) => ["xz", "-t", "--", f] },
+    ".tar": { flag: "", verify: (f) => ["tar", "-t", "-f", f] },
+  };

@@ -12,6 +12,14 @@ import type { Host } from "../host/host.ts";
 import { dirname } from "../host/posix_path.ts";
 import { expandVeid, parseVzConf } from "./parsers.ts";
 
+export {
+  LOCK_NAME,
+  lockContainer,
+  type LockOptions,
+  type Unlock,
+  withContainerLock,
+} from "./lock.ts";
+
 export interface ContainerInfo {
   ctid: number;
   /** Config path as read (inside the host's sysroot). */
@@ -87,6 +95,13 @@ export async function listDir(host: Host, dir: string): Promise<string[]> {
   return r.stdout.split("\n").filter((n) => n !== "");
 }
 
+/** A directory that exists and holds at least one entry (read as root). */
+export async function hasFiles(host: Host, dir: string): Promise<boolean> {
+  if (!(await host.isDirectory(dir, { privileged: true }))) return false;
+  const r = await host.run(["find", dir, "-maxdepth", "0", "-empty"], { privileged: true });
+  return r.stdout.trim() === "";
+}
+
 /** The latest `R/deployment.<seq>` (highest seq), or null when there is none. */
 export async function latestDeployment(host: Host, imagesDir: string): Promise<string | null> {
   let best = -1;
@@ -97,130 +112,87 @@ export async function latestDeployment(host: Host, imagesDir: string): Promise<s
   return best < 0 ? null : `${imagesDir}/deployment.${best}`;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Per-container lock: a directory R/.onevz.lock created with mkdir (atomic, no flock needed,
-// works the same over ssh), holding an `owner` file {pid, host, action, since}. A lock is
-// stale when it is older than `staleMinutes` or when its owner ran on this machine and that
-// pid is gone.
-
-export const LOCK_NAME = ".onevz.lock";
-
-export interface LockOptions {
-  /** Give up waiting for a busy lock after this long (default 60 s). */
-  waitMs?: number;
-  /** Consider a lock abandoned after this many minutes (default 60). */
-  staleMinutes?: number;
-  /** Poll interval while waiting (default 500 ms). */
-  pollMs?: number;
-}
-
-interface LockOwner {
-  pid: number;
-  host: string;
-  action: string;
-  since: number;
-}
-
-export type Unlock = () => Promise<void>;
-
-/** Signal 0: does the process exist? (node:process is loaded only when a lock is contended.) */
-async function pidAlive(pid: number): Promise<boolean> {
-  const { default: process } = await import("node:process");
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code === "EPERM";
-  }
-}
-
-async function lockIsStale(host: Host, dir: string, staleMinutes: number): Promise<boolean> {
-  let owner: LockOwner | undefined;
-  try {
-    const text = await host.readFile(`${dir}/owner`);
-    if (text) owner = JSON.parse(text) as LockOwner;
-  } catch { /* unreadable owner: judge by age */ }
-  if (owner && owner.host === Deno.hostname() && Number.isInteger(owner.pid)) {
-    if (!(await pidAlive(owner.pid))) return true;
-  }
-  const since = owner?.since ?? await dirMtimeMs(host, dir);
-  return since !== undefined && Date.now() - since > staleMinutes * 60_000;
-}
-
-async function dirMtimeMs(host: Host, dir: string): Promise<number | undefined> {
-  const r = await host.run(["stat", "-c", "%Y", "--", dir], { check: false });
-  const s = Number(r.stdout.trim());
-  return r.status === 0 && Number.isFinite(s) ? s * 1000 : undefined;
-}
+/** Collapse repeated slashes and drop a trailing one (oned's paths hold `//`). */
+export const cleanPath = (p: string) => p.replace(/\/+/g, "/").replace(/(?<=.)\/$/, "");
 
 /**
- * The owner of an abandoned lock in R (its process was killed mid-way), or undefined when R
- * holds no lock or a live one. Read before lockContainer, which breaks a stale lock silently.
+ * The containers registered on the node (a CTID.conf) whose private area lies in `dir` (or is
+ * `dir`): what deleting or moving `dir` would take from them. Configs that cannot be read as
+ * a container's (no absolute VE_PRIVATE) are skipped.
  */
-export async function staleLockOwner(
+export async function containersUsing(host: Host, dir: string): Promise<ContainerInfo[]> {
+  const confDir = host.sysPath("/etc/vz/conf");
+  const names = (await listDir(host, confDir)).filter((n) => /^\d+\.conf$/.test(n));
+  if (names.length === 0) return [];
+  const paths = names.map((n) => `${confDir}/${n}`);
+  const texts = await host.readFiles(paths, { privileged: true });
+  const root = cleanPath(dir);
+  const found: ContainerInfo[] = [];
+  names.forEach((name, i) => {
+    const text = texts[i];
+    if (text === null) return;
+    try {
+      const ct = describeContainer(Number(name.slice(0, -5)), paths[i], text);
+      const priv = cleanPath(ct.privateDir);
+      if (priv === root || priv.startsWith(root === "/" ? "/" : root + "/")) found.push(ct);
+    } catch { /* not a usable container config */ }
+  });
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markers in R that say what an onevz action left for the next one.
+
+/**
+ * R/.onevz-shutdown.json: shutdown stopped this container and kept its private area for the
+ * epilog (tm-mv of the OS disk archives it, tm-delete destroys the container).
+ */
+export const SHUTDOWN_MARK = ".onevz-shutdown.json";
+/**
+ * R/.onevz-deploy.json: a deploy is creating this container and has not started it yet. A
+ * later deploy that finds it knows the container is a half-made one it may rebuild.
+ */
+export const DEPLOY_MARK = ".onevz-deploy.json";
+
+export interface ShutdownMark {
+  ctid: number;
+  at: string;
+}
+
+export interface DeployMark {
+  ctid: number;
+  /**
+   * fresh: the private area comes from the OS template (rebuilding loses nothing);
+   * adopted: the private area was already there (only the config is this deploy's).
+   */
+  kind: "fresh" | "adopted";
+  /** Where vzctl create unpacked the template when the private area was adopted. */
+  scratch?: string;
+  at: string;
+}
+
+export async function readMark<T extends { ctid: number }>(
   host: Host,
   imagesDir: string,
-  staleMinutes = 60,
-): Promise<{ action: string; pid: number } | undefined> {
-  const dir = `${imagesDir}/${LOCK_NAME}`;
-  if (!(await host.isDirectory(dir))) return undefined;
-  if (!(await lockIsStale(host, dir, staleMinutes))) return undefined;
+  name: string,
+): Promise<T | undefined> {
+  const text = await host.readFile(`${imagesDir}/${name}`, { privileged: true });
+  if (!text) return undefined;
   try {
-    const owner = JSON.parse((await host.readFile(`${dir}/owner`)) ?? "") as LockOwner;
-    return { action: String(owner.action), pid: Number(owner.pid) };
+    const mark = JSON.parse(text) as T;
+    return Number.isInteger(mark.ctid) ? mark : undefined;
   } catch {
-    return { action: "unknown", pid: 0 };
+    return undefined;
   }
 }
 
-/** Take the container's lock (R/.onevz.lock); returns the function that releases it. */
-export async function lockContainer(
-  host: Host,
-  imagesDir: string,
-  action: string,
-  opts: LockOptions = {},
-): Promise<Unlock> {
-  const dir = `${imagesDir}/${LOCK_NAME}`;
-  // Without an images directory there are no driver files to protect (vzctl has its own lock).
-  if (!(await host.isDirectory(imagesDir))) return () => Promise.resolve();
-  const deadline = Date.now() + (opts.waitMs ?? 60_000);
-  for (;;) {
-    const r = await host.run(["mkdir", "--", dir], { check: false });
-    if (r.status === 0) break;
-    if (!(await host.isDirectory(imagesDir))) {
-      throw new OnevzError(`cannot lock ${imagesDir}: ${r.stderr.trim() || "no such directory"}`);
-    }
-    if (await lockIsStale(host, dir, opts.staleMinutes ?? 60)) {
-      await host.remove(dir, { recursive: true });
-      continue;
-    }
-    if (Date.now() >= deadline) {
-      const owner = await host.readFile(`${dir}/owner`).catch(() => null);
-      throw new OnevzError(
-        `container in ${imagesDir} is busy (lock ${dir}${owner ? ": " + owner.trim() : ""})`,
-      );
-    }
-    await new Promise((res) => setTimeout(res, opts.pollMs ?? 500));
-  }
-  const me: LockOwner = { pid: Deno.pid, host: Deno.hostname(), action, since: Date.now() };
-  await host.writeFileAtomic(`${dir}/owner`, JSON.stringify(me) + "\n");
-  return async () => {
-    await host.remove(dir, { recursive: true }).catch(() => {});
-  };
+export async function writeMark(host: Host, imagesDir: string, name: string, mark: object) {
+  await host.writeFileAtomic(`${imagesDir}/${name}`, JSON.stringify(mark) + "\n", {
+    privileged: true,
+    mode: 0o644,
+  });
 }
 
-/** Run `fn` holding the container's lock. */
-export async function withContainerLock<T>(
-  host: Host,
-  imagesDir: string,
-  action: string,
-  fn: () => Promise<T>,
-  opts: LockOptions = {},
-): Promise<T> {
-  const unlock = await lockContainer(host, imagesDir, action, opts);
-  try {
-    return await fn();
-  } finally {
-    await unlock();
-  }
+export async function removeMark(host: Host, imagesDir: string, name: string) {
+  await host.remove(`${imagesDir}/${name}`, { privileged: true });
 }

@@ -23,6 +23,7 @@ import {
   cleanupVm,
   compressionOf,
   ctStatus,
+  epilog,
   exists,
   imagesDir,
   local,
@@ -34,7 +35,6 @@ import {
   show,
   tarList,
   TEST_OPTS,
-  tmDelete,
 } from "./helpers.ts";
 
 const VPS145 = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
@@ -288,7 +288,10 @@ async function deploy(s: Setup, node: string, xml: string) {
   return r;
 }
 
-/** Checks of the shutdown with a saved disk on `node`: R/disk.0 is the private area's tar. */
+/**
+ * Shutdown with a saved disk on `node`, then the epilog through one_tm: the saved disk on the
+ * front-end is the private area's tar, owned by the TM's user (oneadmin's logins on the node).
+ */
 async function shutdownSaving(s: Setup, node: string) {
   const R = imagesDir(s.bed, VID);
   const c0 = (await calls(s.bed, node)).length;
@@ -296,19 +299,22 @@ async function shutdownSaving(s: Setup, node: string) {
   expectResult(r, "SUCCESS", `SHUTDOWN on ${node}`);
   const vz = argvs(await newCalls(s.bed, node, c0), "vzctl").map((a) => a[0])
     .filter((a) => a !== "status");
-  assert.ok(vz.includes("stop"), vz.join());
-  assert.equal(vz.at(-1), "destroy", vz.join());
-  assert.match(await ctStatus(s.bed, node, CTID), /deleted/);
-  const saved = local(s.bed, node, `${R}/disk.0`);
+  assert.deepEqual(vz, ["stop"], vz.join());
+  assert.match(await ctStatus(s.bed, node, CTID), /exist unmounted down/);
+  assert.equal((await poll(s, node)).STATE, "d");
+  const feDir = join(s.oneLocation, "var", String(VID));
+  const ep = await epilog(s.site.env!, node, VID, R, { diskId: 0, feDir });
+  assert.equal(ep.result, "SUCCESS", ep.reply + ep.steps.map((x) => x.out.stderr).join("\n"));
+  const saved = join(feDir, "disk.0");
   const members = await tarList(saved);
-  assert.ok(members, "R/disk.0 is a tar archive");
+  assert.ok(members, "the saved disk is a tar archive");
   for (const f of ["etc/redhat-release", "mnt/context.sh", "mnt/id_rsa.pub"]) {
     assert.ok(members.includes(f), `the saved image holds ${f}: ${members.join(" ")}`);
   }
   assert.ok(["bz2", "gz"].includes(await compressionOf(saved)), await compressionOf(saved));
-  // Handed over to R's owner, so the TM (scp as oneadmin) can move it to the repository.
-  const st = await Deno.stat(saved);
-  assert.equal(st.uid, s.uid, "the saved disk belongs to oneadmin");
+  assert.equal((await Deno.stat(saved)).mode! & 0o777, 0o600, "only its owner can read it");
+  assert.match(await ctStatus(s.bed, node, CTID), /deleted/);
+  assert.ok(!exists(s.bed, node, R), "DELETE removed R");
   assert.equal((await poll(s, node)).STATE, "d");
 }
 
@@ -398,7 +404,6 @@ agentlessTest(
 
     // SHUTDOWN on cn2 with SAVE=yes: R/disk.0 becomes the archive of the private area.
     await shutdownSaving(s, "cn2");
-    await tmDelete(bed, "cn2", VID);
   },
 );
 
@@ -407,7 +412,6 @@ agentlessTest("vps145 with SAVE_AS: deploy → shutdown saves R/disk.0", async (
   assert.notEqual(xml, VPS145);
   await deploy(s, "cn2", xml);
   await shutdownSaving(s, "cn2");
-  await tmDelete(s.bed, "cn2", VID);
 });
 
 agentlessTest("im probe through one_im_sh (run_probes ovz_fe <host>)", async (s) => {

@@ -4,6 +4,7 @@
  * a node (containers, simulator call log, files) taken over ssh or through its fs directory.
  */
 import { join } from "node:path";
+import { oneTm, type TmResult } from "../../fixtures/oned/tm.ts";
 import { makeTemplateTarball } from "../helpers/simnode.ts";
 import {
   type Bed,
@@ -106,6 +107,38 @@ export async function prolog(bed: Bed, node: string, vid: number, o: PrologOptio
       await Deno.writeTextFile(join(dir, name), text);
     }
   }
+}
+
+/**
+ * The epilog of a shutdown through one_tm, with onevz's tm-mv and tm-delete run for real on
+ * this machine (the front-end, `fe`): `MV <node>:R/disk.<i> fe:<feDir>/disk.<i>` for a disk
+ * oned saves, then `DELETE <node>:R`. `env` reaches the nodes (ssh config, VM_DIR, sysroot).
+ */
+export async function epilog(
+  env: Record<string, string>,
+  node: string,
+  vid: number,
+  imagesDir: string,
+  saved?: { diskId: number; feDir: string },
+): Promise<TmResult> {
+  const lines = saved
+    ? [`MV ${node}:${imagesDir}/disk.${saved.diskId} fe:${saved.feDir}/disk.${saved.diskId}`]
+    : [];
+  lines.push(`DELETE ${node}:${imagesDir}`);
+  if (saved) await Deno.mkdir(saved.feDir, { recursive: true });
+  const onevz = `${REPO}/node_modules/.bin/deno run -A --quiet ${REPO}/main.ts`;
+  return await oneTm(vid, lines.join("\n") + "\n", {
+    MV: `${onevz} tm-mv`,
+    DELETE: `${onevz} tm-delete`,
+  }, {
+    env: {
+      ...env,
+      ONEVZ_FE_NAMES: "fe",
+      ONEVZ_VM_DIR: env.ONEVZ_VM_DIR ?? `${NODE_ROOT}/vm/`,
+      // One connection per action, closed at its end: nothing outlives the test.
+      ONEVZ_SSH_PERSIST: "0",
+    },
+  });
 }
 
 /** The TM's delete of R (what the epilog does after shutdown/cancel). */

@@ -17,6 +17,7 @@ import {
   cleanupVm,
   compressionOf,
   ctStatus,
+  epilog,
   exists,
   imagesDir,
   local,
@@ -154,21 +155,24 @@ async function lifecycle(bed: Bed) {
   const gone = await vmmSsh(bed, "cn1", "poll", [String(CTID)], undefined, { vid: VID });
   assert.equal(pollValues(gone.info).STATE, "d", show(gone));
 
-  // SHUTDOWN on cn2: SAVE=yes → R/disk.0 becomes a gzip tar of the private area; CT destroyed.
+  // SHUTDOWN on cn2: stopped and kept for the epilog (no archive, no destroy yet).
   const c4 = (await calls(bed, "cn2")).length;
   const shut = await vmmSsh(bed, "cn2", "shutdown", [String(CTID)], undefined, { vid: VID });
   expectResult(shut, "SUCCESS", "SHUTDOWN");
   const shutVz = argvs(await newCalls(bed, "cn2", c4), "vzctl").map((a) => a[0])
     .filter((a) => a !== "status");
-  assert.ok(shutVz.includes("stop"), shutVz.join());
-  assert.equal(shutVz.at(-1), "destroy", shutVz.join());
-  assert.match(await ctStatus(bed, "cn2", CTID), /deleted/);
-  assert.ok(!exists(bed, "cn2", `${bed.simRoot}/etc/vz/conf/${CTID}.conf`));
-  // The saved image: a compressed tar of the private area (it has what deploy put into the
-  // container, e.g. /mnt/context.sh), in the format of the TM's image (.tar.bz2) or gzip.
-  const saved = local(bed, "cn2", `${R}/disk.0`);
+  assert.deepEqual(shutVz, ["stop"], shutVz.join());
+  assert.match(await ctStatus(bed, "cn2", CTID), /exist unmounted down/);
+  assert.equal((await poll(bed, "cn2")).STATE, "d");
+  // The epilog through one_tm: MV of the saved disk (SAVE=yes) archives the private area to
+  // the front-end, in the format of the TM's image (.tar.bz2) or gzip; DELETE destroys the CT.
+  const feDir = `${bed.dir}/fe-var/${VID}`;
+  const ep = await epilog(bed.env, "cn2", VID, R, { diskId: 0, feDir });
+  assert.equal(ep.result, "SUCCESS", ep.reply + ep.steps.map((s) => s.out.stderr).join("\n"));
+  const saved = `${feDir}/disk.0`;
   const members = await tarList(saved);
-  assert.ok(members, "R/disk.0 is a tar archive");
+  assert.ok(members, "the saved disk is a tar archive");
+  // It has what deploy put into the container, e.g. /mnt/context.sh.
   for (const f of ["etc/redhat-release", "mnt/context.sh", "mnt/id_rsa.pub"]) {
     assert.ok(members.includes(f), `the saved image holds ${f}: ${members.join(" ")}`);
   }
@@ -176,8 +180,10 @@ async function lifecycle(bed: Bed) {
     ["bz2", "gz"].includes(await compressionOf(saved)),
     `compressed like the TM's image or gzip: ${await compressionOf(saved)}`,
   );
+  assert.match(await ctStatus(bed, "cn2", CTID), /deleted/);
+  assert.ok(!exists(bed, "cn2", `${bed.simRoot}/etc/vz/conf/${CTID}.conf`));
+  assert.ok(!exists(bed, "cn2", R), "DELETE removed R");
   assert.equal((await poll(bed, "cn2")).STATE, "d");
-  await tmDelete(bed, "cn2", VID);
 }
 
 for (const flavour of ["ubc", "vswap"] as const) {

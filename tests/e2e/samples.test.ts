@@ -17,6 +17,7 @@ import {
   calls,
   cleanupVm,
   ctStatus,
+  epilog,
   exists,
   imagesDir,
   local,
@@ -232,11 +233,15 @@ async function fullCycle(
 
   const shut = await vmmSsh(bed, "cn2", "shutdown", [ctid], undefined, { vid: c.vid });
   assert.equal(shut.result, "SUCCESS", show(shut));
-  assert.match(await ctStatus(bed, "cn2", e.ctid), /deleted/);
+  assert.match(await ctStatus(bed, "cn2", e.ctid), /exist unmounted down/);
   // SAVE=NO: the OS image is left as the TM placed it (no archive written).
   assert.deepEqual(await Deno.readFile(local(bed, "cn2", `${R}/disk.${c.disks[0]}`)), osImage);
   assert.equal((await poll(bed, "cn2", c, e.ctid)).STATE, "d");
-  await tmDelete(bed, "cn2", c.vid);
+  // The epilog (no disk saved): DELETE destroys the container and removes R.
+  const ep = await epilog(bed.env, "cn2", c.vid, R);
+  assert.equal(ep.result, "SUCCESS", ep.reply);
+  assert.match(await ctStatus(bed, "cn2", e.ctid), /deleted/);
+  assert.ok(!exists(bed, "cn2", R));
 }
 
 let bed: Bed | undefined;

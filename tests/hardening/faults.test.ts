@@ -4,7 +4,8 @@
  *  - deploy: a failure at EVERY state-changing step in turn (each vzctl call, the OS template
  *    placement, the deployment copy, the context copy, the rc.local write, the CT config
  *    append, each mkdir) leaves the node byte-for-byte as before and reports the failure;
- *  - shutdown: a full disk while archiving leaves the CT intact, no partial archive, no destroy;
+ *  - the saved disk: a full disk while the epilog's tm-mv archives the private area leaves the
+ *    CT intact, no partial archive, no destroy;
  *  - migrate: a vzmigrate failure leaves the CT running on the source, R intact;
  *  - SIGKILL in the middle of deploy / shutdown / save (simulator `--hang`), then a rerun:
  *    converges, the lock left by the killed process is recognised as stale;
@@ -218,91 +219,92 @@ Deno.test({
 });
 
 // ---------------------------------------------------------------------------------------------
-// shutdown: disk full while archiving
+// the saved disk: disk full while archiving (shutdown keeps the CT, the epilog's MV archives)
 
 Deno.test({
   name:
-    "faults: shutdown with a full disk (tmpfs VM_DIR) → CT intact, no partial archive, no destroy",
+    "faults: the epilog's archive of a saved disk meets a full disk → CT intact, no partial archive, no destroy",
   ...OPTS,
   fn: async () => {
     const node = await makeSimNode({ flavour: "ubc" });
-    const vid = 15;
-    const r = `${node.vmDir}${vid}/images`;
-    await Deno.mkdir(r, { recursive: true });
-    const mount = await run("mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", r]);
+    const fe = `${node.dir}/fe/15`;
+    await Deno.mkdir(fe, { recursive: true });
+    const mount = await run("mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", fe]);
     let mounted = mount.code === 0;
     try {
       let shim: string | undefined;
-      const vm = await simVm(node, vid, { save: true });
+      const vm = await simVm(node, 15, { save: true });
       if (mounted) {
-        // Incompressible data bigger than the file system: the archive cannot fit.
+        // Incompressible data bigger than the front-end's file system: the archive cannot fit.
         const dd = await run("dd", [
           "if=/dev/urandom",
           `of=${vm.r}/private/bigfile`,
           "bs=1M",
-          "count=2",
+          "count=4",
         ]);
         assert.equal(dd.code, 0, dd.stderr);
       } else {
-        // Not allowed to mount here: a tar that fills the temporary archive and fails.
+        // Not allowed to mount here: a dd that writes part of the archive and fails.
         shim = `${node.dir}/shim`;
         await Deno.mkdir(shim);
         await Deno.writeTextFile(
-          `${shim}/tar`,
-          '#!/bin/bash\nfor a; do case "$a" in *.onevz-tmp-*) echo partial > "$a";; esac; done\n' +
-            'echo "tar: write error: No space left on device" >&2; exit 2\n',
+          `${shim}/dd`,
+          '#!/bin/bash\nfor a; do case "$a" in of=*) echo partial > "${a#of=}";; esac; done\n' +
+            'echo "dd: error writing: No space left on device" >&2; exit 1\n',
           { mode: 0o755 },
         );
       }
+      const sd = await node.action("shutdown", [vm.ctid]);
+      assert.equal(sd.code, 0, sd.stderr);
       const conf = await Deno.readTextFile(`${node.root}/etc/vz/conf/${vm.ctid}.conf`);
       const privBefore = await nodeState(node);
       const logStart = (await node.calls()).length;
-      const env = shim ? { ...node.env, PATH: `${shim}:${node.env.PATH}` } : node.env;
-      const res = await run(`${REPO}/node_modules/.bin/deno`, [
-        "run",
-        "-A",
-        "--quiet",
-        `${REPO}/main.ts`,
-        "shutdown",
-        vm.ctid,
-      ], { env });
+      const tmEnv = {
+        ...node.env,
+        ONEVZ_VM_DIR: node.vmDir,
+        ONEVZ_NODE_SYSROOT: node.root,
+        ...(shim ? { PATH: `${shim}:${node.env.PATH}` } : {}),
+      };
+      const tm = (action: string, args: string[], env = tmEnv) =>
+        run(`${REPO}/node_modules/.bin/deno`, [
+          "run",
+          "-A",
+          "--quiet",
+          `${REPO}/main.ts`,
+          action,
+          ...args,
+        ], { env });
+      const mvArgs = [`localhost:${vm.r}/disk.0`, `${fe}/disk.0`];
+      const res = await tm("tm-mv", mvArgs);
       assert.equal(res.code, 1, res.stdout + res.stderr);
       assert.match(res.stderr, /No space left on device|Cannot write/);
-      assert.match(res.stderr, /left stopped and intact/);
       assert.match(await status(node, vm.ctid), /exist unmounted down/);
       assert.equal(await Deno.readTextFile(`${node.root}/etc/vz/conf/${vm.ctid}.conf`), conf);
-      // The private area is byte-for-byte the same; R holds no archive, final or temporary.
+      // The private area is byte-for-byte the same; no archive, final or temporary, anywhere.
       const after = await nodeState(node);
       const priv = (m: Map<string, string>) =>
         [...m].filter(([p]) => p.startsWith(`${vm.r}/private/`)).map(([p, v]) => `${p} ${v}`);
       assert.deepEqual(priv(after), priv(privBefore));
-      const left = [...Deno.readDirSync(vm.r)].map((e) => e.name).sort();
-      assert.deepEqual(left.filter((n) => n.startsWith("disk.") || n.includes("onevz")), []);
+      assert.deepEqual([...Deno.readDirSync(fe)].map((e) => e.name), []);
       const calls = await callsSince(node, logStart);
       assert.ok(!calls.some((c) => / destroy /.test(c)), calls.join("\n"));
-      assert.ok(calls.some((c) => /^vzctl stop /.test(c)), calls.join("\n"));
       tally(true);
-      // Space comes back: the rerun archives, verifies, then destroys.
-      if (mounted) await Deno.remove(`${vm.r}/private/bigfile`);
-      const again = await run(`${REPO}/node_modules/.bin/deno`, [
-        "run",
-        "-A",
-        "--quiet",
-        `${REPO}/main.ts`,
-        "shutdown",
-        vm.ctid,
-      ], { env: node.env });
+      // Space comes back: the retried epilog archives, verifies, then DELETE destroys.
+      if (mounted) {
+        await run("umount", [fe]);
+        mounted = false;
+      }
+      const again = await tm("tm-mv", mvArgs, { ...tmEnv, PATH: node.env.PATH });
       assert.equal(again.code, 0, again.stderr);
-      assert.match(await status(node, vm.ctid), /deleted/);
-      const tar = await run("tar", ["-tzf", `${vm.r}/disk.0`]);
+      const tar = await run("tar", ["-tzf", `${fe}/disk.0`]);
       assert.match(tar.stdout, /\.\/root\/marker/);
+      const del = await tm("tm-delete", [`localhost:${vm.r}`]);
+      assert.equal(del.code, 0, del.stderr);
+      assert.match(await status(node, vm.ctid), /deleted/);
       const order = (await callsSince(node, logStart)).map((c) => c.split(" ")[1]);
       assert.equal(order.at(-1), "destroy", "destroy comes last, after the archive");
     } finally {
-      if (mounted) {
-        await run("umount", [r]);
-        mounted = false;
-      }
+      if (mounted) await run("umount", [fe]);
       await node.cleanup();
     }
   },
@@ -443,7 +445,7 @@ Deno.test({
       assert.equal(rs.code, 0, rs.stderr);
       assert.match(await status(node, a.ctid), /running/);
 
-      // shutdown (SAVE=yes) killed inside vzctl stop → rerun archives and destroys.
+      // shutdown killed inside vzctl stop → rerun stops it and keeps it for the epilog.
       const b = await simVm(node, 32, { save: true });
       await node.tool("ovzsim", ["fault", node.root, "vzctl", "stop", "1", "x", "--hang"]);
       const seens2 = await hangCount(node);
@@ -453,25 +455,10 @@ Deno.test({
       await node.tool("ovzsim", ["clear-faults", node.root]);
       const sd = await node.action("shutdown", [b.ctid]);
       assert.equal(sd.code, 0, sd.stderr);
-      assert.match(await status(node, b.ctid), /deleted/);
-      const tar = await run("tar", ["-tzf", `${b.r}/disk.0`]);
-      assert.match(tar.stdout, /\.\/root\/marker/);
-      const left = [...Deno.readDirSync(b.r)].map((e) => e.name);
-      assert.ok(!left.some((n) => n.includes("onevz")), left.join(" "));
-
-      // shutdown killed inside vzctl destroy (archive already complete) → rerun: gone = success.
-      const c = await simVm(node, 33, { save: true });
-      await node.tool("ovzsim", ["fault", node.root, "vzctl", "destroy", "1", "x", "--hang"]);
-      const seens3 = await hangCount(node);
-      const s3 = spawnAction(node, "shutdown", [c.ctid]);
-      await waitForHang(node, seens3);
-      await killAction(s3);
-      assert.ok(existsSync(`${c.r}/disk.0`), "archive complete before destroy started");
-      await node.tool("ovzsim", ["clear-faults", node.root]);
-      const sd2 = await node.action("shutdown", [c.ctid]);
-      assert.equal(sd2.code, 0, sd2.stderr);
-      assert.match(await status(node, c.ctid), /deleted/);
-      assert.equal((await run("gzip", ["-t", `${c.r}/disk.0`])).code, 0);
+      assert.match(sd.stderr, /broke the lock of an interrupted shutdown/);
+      assert.match(await status(node, b.ctid), /exist unmounted down/);
+      assert.ok(existsSync(`${b.r}/.onevz-shutdown.json`));
+      assert.ok(existsSync(`${b.r}/private/root/marker`));
     } finally {
       await node.cleanup();
     }
@@ -506,7 +493,7 @@ Deno.test({
       const wrapper = `${base}/cut-ssh`;
       await Deno.writeTextFile(
         wrapper,
-        `#!/bin/bash\nif [[ "$*" == *"tar "*"-x"* ]] && mkdir ${base}/cut.done 2>/dev/null; then\n` +
+        `#!/bin/bash\nif [[ "$*" == *"tar "*" -xf -"* ]] && mkdir ${base}/cut.done 2>/dev/null; then\n` +
           `  head -c 1048576 | ${REPO}/fixtures/simssh/simssh "$@"\n` +
           `  echo "Connection to $1 closed by remote host." >&2; exit 255\nfi\n` +
           `exec ${REPO}/fixtures/simssh/simssh "$@"\n`,

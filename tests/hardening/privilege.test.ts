@@ -16,6 +16,7 @@ import * as one from "../../fixtures/oned/driver.ts";
 import { bedSite, installDevRemotes, run, startBed } from "../testbed/mod.ts";
 import { makeTemplateTarball } from "../helpers/simnode.ts";
 import { TEMPLATES } from "./fault_node.ts";
+import { epilog } from "../e2e/helpers.ts";
 
 const VPS145 = await Deno.readTextFile(`${TEMPLATES}/vps145.xml`);
 
@@ -86,16 +87,24 @@ Deno.test({
       assert.equal(conf.mode! & 0o777, 0o644);
       assert.equal(conf.uid, 0, "the CT config stays root's");
 
-      // shutdown with SAVE: the saved disk is handed to oneadmin, 0600.
-      const xml = await Deno.readTextFile(`${R}/deployment.0`);
-      await Deno.writeTextFile(
-        `${R}/deployment.1`,
-        xml.replace("<SAVE><![CDATA[NO]]></SAVE>", "<SAVE><![CDATA[YES]]></SAVE>")
-          .replace(/<DISK>/, "<DISK><SAVE><![CDATA[YES]]></SAVE>"),
-      );
+      // shutdown, then the epilog through one_tm logged in as oneadmin: the MV of the saved
+      // disk archives the private area (tar and od through sudo), DELETE destroys the CT
+      // (vzctl through sudo) and removes R (rm through sudo: root's files in it).
       await step("shutdown", ["1045"]);
-      assert.equal(await st("/disk.0"), `600 ${uid}:${gid}`, "saved disk 0600, oneadmin's");
+      assert.ok(existsSync(`${fs}/sim/etc/vz/conf/1045.conf`), "kept for the epilog");
+      const feDir = `${bed.dir}/fe-var/45`;
+      const ep = await epilog(
+        { ...bed.env, ONEVZ_SSH_CONFIG: cfg },
+        "cn1",
+        45,
+        `${bed.vmDir}/45/images`,
+        { diskId: 0, feDir },
+      );
+      assert.equal(ep.result, "SUCCESS", ep.reply + ep.steps.map((x) => x.out.stderr).join(""));
+      const saved = await Deno.stat(`${feDir}/disk.0`);
+      assert.equal(saved.mode! & 0o777, 0o600, "the saved disk is readable by its owner only");
       assert.ok(!existsSync(`${fs}/sim/etc/vz/conf/1045.conf`));
+      assert.ok(!existsSync(R), "R removed");
 
       // No reply, stderr or log holds the template (its context files or its XML).
       const logs = [

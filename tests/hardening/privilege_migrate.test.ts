@@ -22,6 +22,7 @@ import { existsSync } from "node:fs";
 import * as one from "../../fixtures/oned/driver.ts";
 import { bedSite, installDevRemotes, run, startBed } from "../testbed/mod.ts";
 import { makeTemplateTarball, REPO } from "../helpers/simnode.ts";
+import { epilog } from "../e2e/helpers.ts";
 
 const VPS145 = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
 
@@ -135,6 +136,14 @@ Deno.test({
 
       assert.match((await step("cn2", "poll", ["1045"])).info, /STATE=a /);
       await step("cn2", "shutdown", ["1045"]);
+      assert.match(await status("cn2"), /exist unmounted down/, "kept for the epilog");
+      const ep = await epilog(
+        { ...bed.env, ONEVZ_SSH_CONFIG: feCfg },
+        "cn2",
+        45,
+        `${bed.vmDir}/45/images`,
+      );
+      assert.equal(ep.result, "SUCCESS", ep.reply + ep.steps.map((x) => x.out.stderr).join(""));
       assert.match(await status("cn2"), /deleted/);
       assert.ok(!existsSync(`${fs2}/sim/etc/vz/conf/1045.conf`));
       assert.ok(!existsSync(R1) && !existsSync(`${fs1}/sim/etc/vz/conf/1045.conf`));

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { tarExtract } from "../../src/actions/tm/common.ts";
-import { makeSimNode, makeTemplateTarball, REPO } from "../helpers/simnode.ts";
+import { makeSimNode, makeTemplateTarball, REPO, run } from "../helpers/simnode.ts";
 import { figure, total } from "./figures.ts";
 
 type Entry = { name: string; data?: string; dir?: boolean; symlink?: string };
@@ -148,7 +148,21 @@ Deno.test("tarballs: a saved image holding links to the node is inert when deplo
     });
     const down = await node.action("shutdown", ["1045"]);
     assert.equal(down.code, 0, down.stderr);
+    // The epilog: the saved disk to the front-end (tm-mv archives the private area), DELETE.
+    const fe = `${node.dir}/fe`;
+    await Deno.mkdir(fe);
+    const tmEnv = { ...node.env, ONEVZ_VM_DIR: node.vmDir, ONEVZ_NODE_SYSROOT: node.root };
+    const tm = (...args: string[]) =>
+      run(`${REPO}/node_modules/.bin/deno`, ["run", "-A", "--quiet", `${REPO}/main.ts`, ...args], {
+        env: tmEnv,
+      });
+    const mv = await tm("tm-mv", `localhost:${images}/disk.0`, `${fe}/disk.0`);
+    assert.equal(mv.code, 0, mv.stderr);
+    assert.equal((await tm("tm-delete", `localhost:${images}`)).code, 0);
     await Deno.remove(`${node.root}/vz/template/cache/centos-5-x86.tar.gz`);
+    // The prolog of a VM from the saved image.
+    await Deno.mkdir(images, { recursive: true });
+    await Deno.copyFile(`${fe}/disk.0`, `${images}/disk.0`);
     // Deployed again from the saved image, with CONTEXT (deploy writes into /mnt).
     const doc = (await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`))
       .replace(/<FILES>.*?<\/FILES>/s, "");

@@ -5,7 +5,8 @@
  * and on failure the reason between `ERROR MESSAGE --8<------` and `ERROR MESSAGE ------>8--`
  * on stderr (one_tm turns that text into the TRANSFER FAILURE message), exit code 1.
  *
- * Nodes are reached through SshHost (ONEVZ_SSH, ONEVZ_SSH_CONFIG), the front-end through
+ * Nodes are reached through SshHost (ONEVZ_SSH, ONEVZ_SSH_CONFIG; ONEVZ_NODE_SYSROOT for
+ * simulated nodes), the front-end through
  * LocalHost. Arguments are never pasted into shell strings: every remote command is an argv
  * that SshHost quotes; bulk data travels as the stdin/stdout of a remote `dd`/`tar`.
  */
@@ -80,8 +81,9 @@ export function requireAbsolute(path: string, what: string): string {
 
 /** The Host a transfer argument lives on. Nodes are reached over ssh. */
 export function hostFor(arg: TmArg): Host {
-  if (arg.local) return new LocalHost({ name: "front-end", sysroot: "", useSudo: false });
-  return new SshHost(arg.host!, {});
+  const sysroot = Deno.env.get("ONEVZ_NODE_SYSROOT") ?? "";
+  if (arg.local) return new LocalHost({ name: "front-end", sysroot, useSudo: false });
+  return new SshHost(arg.host!, { sysroot });
 }
 
 /** Close ssh connections opened for an action. */
@@ -244,15 +246,27 @@ export async function pipe(
 
 /**
  * Sender argv that writes a tar stream of `path` (file or directory) under its basename.
- * GNU tar: numeric owners, sparse files, permissions and ACL-free for portability.
+ * GNU tar: numeric owners, sparse files, permissions; `extra` options (xattrs, excludes) go
+ * before the member name.
  */
-export function tarCreate(path: string): string[] {
-  return ["tar", "--numeric-owner", "-S", "-C", dirname(path), "-cf", "-", "--", basename(path)];
+export function tarCreate(path: string, extra: string[] = []): string[] {
+  return [
+    "tar",
+    "--numeric-owner",
+    "-S",
+    ...extra,
+    "-C",
+    dirname(path),
+    "-cf",
+    "-",
+    "--",
+    basename(path),
+  ];
 }
 
 /** Receiver argv that unpacks a tar stream into `dir` keeping owners and modes. */
-export function tarExtract(dir: string): string[] {
-  return ["tar", "--numeric-owner", "-p", "-C", dir, "-xf", "-"];
+export function tarExtract(dir: string, extra: string[] = []): string[] {
+  return ["tar", "--numeric-owner", "-p", ...extra, "-C", dir, "-xf", "-"];
 }
 
 /** Join for node paths (never touches the local file system). */

@@ -2,10 +2,24 @@
  * tm-delete <host:path>: TM DELETE (epilog, delete, failure paths). Removes the path on the node
  * with `rm -rf` (through sudo: a cancelled container may leave root-owned files in R), but only
  * when the path lies strictly inside VM_DIR: never VM_DIR itself, its cache, `.`/`..` tricks or
- * anything else on the node.
+ * anything else on the node. A container registered on the node (its CTID.conf) whose private
+ * area lies in the path is destroyed first with vzctl when shutdown left it for the epilog;
+ * any other such container makes the delete fail instead of taking its files. A path already
+ * gone is success (a retried TRANSFER).
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
+import type { Host } from "../../host/host.ts";
+import {
+  cleanPath,
+  type ContainerInfo,
+  containersUsing,
+  findContainer,
+  readMark,
+  SHUTDOWN_MARK,
+  type ShutdownMark,
+  withContainerLock,
+} from "../../ovz/container.ts";
 import {
   CACHE_DIR_NAME,
   closeHosts,
@@ -14,7 +28,11 @@ import {
   normalizePath,
   parseTmArg,
   runTm,
+  type TmLog,
 } from "./common.ts";
+import { vzctlStatus } from "./container.ts";
+
+const P = { privileged: true } as const;
 
 /** Why `path` may not be deleted, or undefined when it is strictly inside `vmDir`. */
 export function deleteRefusal(path: string, vmDir: string): string | undefined {
@@ -48,11 +66,53 @@ export default function (ctx: CommandContext): Promise<number> {
     const path = normalizePath(arg.path);
     const node = hostFor(arg);
     try {
+      if (!(await node.exists(path, P))) {
+        log(`${path} does not exist on ${node.name}: already deleted`);
+        return;
+      }
+      const waitS = Number(ctx.env("ONEVZ_DELETE_WAIT") ?? "30");
+      for (const ct of await containersUsing(node, path)) {
+        await retire(node, ct, path, Number.isFinite(waitS) ? waitS : 30, log);
+      }
       log(`Deleting ${path}`);
-      await node.run(["rm", "-rf", "--", path], { privileged: true });
+      await node.run(["rm", "-rf", "--", path], P);
       log(`Executed "rm -rf ${path}" on ${node.name}.`);
     } finally {
       await closeHosts(node);
     }
   });
+}
+
+/**
+ * A container registered on the node keeps its private area in the path to delete. Destroy
+ * it when onevz's shutdown left it for this epilog (or its files are already gone); wait a
+ * while for a cancel that oned sends beside this DELETE (`onevm delete`); refuse otherwise:
+ * the container's files would go with the directory.
+ */
+async function retire(node: Host, ct: ContainerInfo, path: string, waitS: number, log: TmLog) {
+  const deadline = Date.now() + waitS * 1000;
+  for (;;) {
+    const state = await withContainerLock(node, ct.imagesDir, "tm-delete", async () => {
+      const now = await findContainer(node, ct.ctid);
+      if (!now || cleanPath(now.privateDir) !== cleanPath(ct.privateDir)) return "gone";
+      const st = await vzctlStatus(node, ct.ctid);
+      if (!st) throw new OnevzError(`cannot read the state of container ${ct.ctid}`);
+      const mark = await readMark<ShutdownMark>(node, ct.imagesDir, SHUTDOWN_MARK);
+      if (!st.running && !st.mounted && (mark?.ctid === ct.ctid || !st.exists)) {
+        await node.run(["vzctl", "--quiet", "destroy", String(ct.ctid)], P);
+        log(`Destroyed container ${ct.ctid} (${st.exists ? "shut down" : "its files gone"})`);
+        return "destroyed";
+      }
+      return st.running ? "running" : st.mounted ? "mounted" : "stopped, not shut down by onevz";
+    });
+    if (state === "gone" || state === "destroyed") return;
+    if (Date.now() >= deadline) {
+      throw new OnevzError(
+        `refusing to delete ${path}: it holds the private area of container ${ct.ctid} ` +
+          `(${state}), which is registered on ${node.name}; shut the VM down or cancel it ` +
+          `first (or, if its files are to go, 'vzctl destroy ${ct.ctid}' on ${node.name})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }

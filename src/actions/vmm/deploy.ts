@@ -5,12 +5,16 @@
  *  1. read the deployment document (stdin under one_vmm_ssh; the front-end file in agentless
  *     mode) and validate it completely — nothing is run or written before this succeeds;
  *  2. look at the node: kernel flavour, $TEMPLATE, the OS image the TM placed, the dists
- *     vzctl knows, an existing CT; template mistakes that do not stop it are warned about
- *     on stderr;
- *  3. keep a copy of the document at <deployment_file> (later actions read it);
- *  4. run the plan (src/ovz/plan.ts): place the OS template, vzctl create, one vzctl set
- *     --save, context files, firewall rules, vzctl start — recording how to undo each step;
- *  5. print the CTID. On any failure, undo everything this deploy did and report why.
+ *     vzctl knows; template mistakes that do not stop it are warned about on stderr;
+ *  3. under the container's lock: finish what a killed deploy of this VM left (only a
+ *     container it created and never started is rebuilt), and keep a copy of the document at
+ *     <deployment_file> (later actions read it);
+ *  4. this VM's container exists (a restart DEPLOY): start it as it is, and stop there;
+ *  5. run the plan (src/ovz/plan.ts): place the OS template, vzctl create (into a scratch
+ *     directory when R/private already holds a container's files, which are then adopted),
+ *     one vzctl set --save, context files, firewall rules, vzctl start — recording how to undo
+ *     each step;
+ *  6. print the CTID. On any failure, undo everything this deploy did and report why.
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { InvalidInputError, OnevzError } from "../../cli/errors.ts";
@@ -23,9 +27,21 @@ import { toSpec, type VmSpec } from "../../one/spec.ts";
 import { parseTemplateXml } from "../../one/template.ts";
 import { ARCHIVE_EXTS, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
 import { distNamesFromListing } from "../../ovz/dists.ts";
-import { findContainer, lockContainer, staleLockOwner } from "../../ovz/container.ts";
+import {
+  cleanPath,
+  DEPLOY_MARK,
+  type DeployMark,
+  findContainer,
+  hasFiles,
+  lockContainer,
+  readMark,
+  removeMark,
+  SHUTDOWN_MARK,
+  type ShutdownMark,
+  writeMark,
+} from "../../ovz/container.ts";
 import { parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
-import { type DeployPlan, type Flavour, planDeploy } from "../../ovz/plan.ts";
+import { type DeployPlan, type Flavour, planDeploy, type Step } from "../../ovz/plan.ts";
 import { type Facts, makeDirs, runStep, writeCopy } from "./deploy_steps.ts";
 import { loadDriverConfig, readDeploymentInput } from "./input.ts";
 
@@ -49,21 +65,36 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
   const rollback = new Rollback();
   try {
     await makeDirs(host, plan.paths.images, rollback);
-    // A deploy of this VM killed mid-way (its lock left behind) may have left a half-made
-    // container: read that before lockContainer breaks the stale lock, then start afresh.
-    const interrupted = await staleLockOwner(host, plan.paths.images);
-    const unlock = await lockContainer(host, plan.paths.images, "deploy");
+    const unlock = await lockContainer(host, plan.paths.images, "deploy", {
+      onBroken: (m) => say(ctx, m),
+    });
     try {
-      if (interrupted?.action === "deploy") await discardInterrupted(ctx, host, plan);
+      await finishInterrupted(ctx, host, plan);
+      await writeCopy(host, input.nodePath, input.xml, rollback);
       // Adoption runs under the lock too, so it never starts a container another deploy is
-      // still configuring.
-      if (await adoptExisting(host, plan) !== undefined) {
+      // still configuring; it never discards anything.
+      if (await adoptExisting(ctx, host, plan)) {
+        rollback.commit();
         ctx.io.out(`${spec.ctid}\n`);
         return 0;
       }
-      await writeCopy(host, input.nodePath, input.xml, rollback);
+      const adopt = await hasFiles(host, plan.paths.private)
+        ? { scratch: `${plan.paths.images}/.private.onevz-scratch` }
+        : undefined;
+      if (adopt) {
+        say(
+          ctx,
+          `${plan.paths.private} holds files but CT ${spec.ctid} has no config on ${host.name}: ` +
+            `adopting them (a new config from vzctl create, the files kept)`,
+        );
+      }
       const needFiles = (spec.context?.files.length ?? 0) > 0;
-      for (const step of plan.steps) await runStep(host, plan, step, facts, rollback, needFiles);
+      for (const step of plan.steps) {
+        if (isVzctl(step, "create")) await markCreating(host, plan, adopt, rollback);
+        // From here on the container may have run: a later deploy adopts it, never rebuilds.
+        if (isVzctl(step, "start")) await removeMark(host, plan.paths.images, DEPLOY_MARK);
+        await runStep(host, plan, step, facts, rollback, needFiles, adopt);
+      }
     } finally {
       await unlock();
     }
@@ -75,6 +106,30 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
   rollback.commit();
   ctx.io.out(`${spec.ctid}\n`);
   return 0;
+}
+
+function say(ctx: CommandContext, text: string) {
+  ctx.io.err(`onevz: deploy: ${text.replace(/^ExitCode:/gm, "ExitCode -")}\n`);
+}
+
+const isVzctl = (step: Step, action: string) =>
+  step.kind === "run" && step.argv[0] === "vzctl" && step.argv[2] === action;
+
+/** Record, before vzctl create, that this deploy makes the container and has not started it. */
+async function markCreating(
+  host: Host,
+  plan: DeployPlan,
+  adopt: { scratch: string } | undefined,
+  rollback: Rollback,
+) {
+  const mark: DeployMark = {
+    ctid: plan.ctid,
+    kind: adopt ? "adopted" : "fresh",
+    ...(adopt ? { scratch: adopt.scratch } : {}),
+    at: new Date().toISOString(),
+  };
+  await writeMark(host, plan.paths.images, DEPLOY_MARK, mark);
+  rollback.add(`marker ${DEPLOY_MARK}`, () => removeMark(host, plan.paths.images, DEPLOY_MARK));
 }
 
 /**
@@ -148,33 +203,65 @@ async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Fac
 
 /**
  * A CT with this CTID already exists. When it is this VM's own container (a restart from
- * UNKNOWN sends a new DEPLOY), make sure it runs and answer its CTID; any other container
- * is a collision.
+ * UNKNOWN sends a new DEPLOY, also after a failed shutdown or one whose epilog never came),
+ * make sure it runs and answer its CTID; any other container is a collision.
  */
-async function adoptExisting(host: Host, plan: DeployPlan): Promise<number | undefined> {
+async function adoptExisting(ctx: CommandContext, host: Host, plan: DeployPlan) {
   const ct = await findContainer(host, plan.ctid);
-  if (!ct) return undefined;
-  if (ct.privateDir !== plan.paths.private) {
+  if (!ct) return false;
+  if (cleanPath(ct.privateDir) !== cleanPath(plan.paths.private)) {
     throw new OnevzError(
       `CTID ${plan.ctid} is already used by another container (VE_PRIVATE=${ct.privateDir}); ` +
         `VM ${plan.vmid} cannot get it: change CTID_OFFSET in vmm_ssh_ovz.conf or remove that container`,
     );
   }
+  const shutDown = await readMark<ShutdownMark>(host, plan.paths.images, SHUTDOWN_MARK);
+  if (shutDown) {
+    say(ctx, `CT ${plan.ctid} was shut down (${shutDown.at}) and is started again as it is`);
+    await removeMark(host, plan.paths.images, SHUTDOWN_MARK);
+  }
   const status = parseVzctlStatus(
     (await host.run(["vzctl", "status", String(plan.ctid)], P)).stdout,
   );
   if (!status?.running) await host.run(["vzctl", "--quiet", "start", String(plan.ctid)], P);
-  return plan.ctid;
+  return true;
 }
 
-/** Remove the container an interrupted deploy of this VM left (same CTID and VE_PRIVATE). */
-async function discardInterrupted(ctx: CommandContext, host: Host, plan: DeployPlan) {
-  const ct = await findContainer(host, plan.ctid);
-  if (!ct || ct.privateDir !== plan.paths.private) return;
+/**
+ * An earlier deploy of this VM was killed between its vzctl create and its vzctl start (its
+ * marker is still in R). Undo exactly what it made: a container built from the OS template
+ * is destroyed (it is rebuilt from scratch); for a private area it adopted, only the config
+ * goes. A container that runs (someone started it since) is kept and adopted.
+ */
+async function finishInterrupted(ctx: CommandContext, host: Host, plan: DeployPlan) {
+  const mark = await readMark<DeployMark>(host, plan.paths.images, DEPLOY_MARK);
+  if (!mark) return;
   const ctid = String(plan.ctid);
-  ctx.io.err(`onevz: deploy: an earlier deploy of CT ${ctid} was interrupted: recreating it\n`);
-  await host.run(["vzctl", "--quiet", "stop", ctid], { ...P, check: false });
-  await host.run(["vzctl", "--quiet", "destroy", ctid], P);
-  await host.remove(plan.paths.private, { ...P, recursive: true });
-  await host.remove(plan.paths.root, { ...P, recursive: true });
+  const ct = mark.ctid === plan.ctid ? await findContainer(host, plan.ctid) : null;
+  const own = ct &&
+    [plan.paths.private, mark.scratch].some((p) =>
+      p !== undefined && cleanPath(p) === cleanPath(ct.privateDir)
+    );
+  if (ct && own) {
+    const status = parseVzctlStatus((await host.run(["vzctl", "status", ctid], P)).stdout);
+    if (status?.running) {
+      say(ctx, `CT ${ctid}, left by an interrupted deploy, is running: adopting it`);
+    } else if (mark.kind === "fresh") {
+      say(ctx, `an earlier deploy of CT ${ctid} was interrupted before starting it: rebuilding`);
+      await host.run(["vzctl", "--quiet", "umount", ctid], { ...P, check: false });
+      await host.run(["vzctl", "--quiet", "destroy", ctid], P);
+      await host.remove(plan.paths.private, { ...P, recursive: true });
+      await host.remove(plan.paths.root, { ...P, recursive: true });
+    } else {
+      say(
+        ctx,
+        `an earlier deploy of CT ${ctid} was interrupted while adopting ${plan.paths.private}: ` +
+          `removing the config it made, keeping the files`,
+      );
+      await host.run(["vzctl", "--quiet", "umount", ctid], { ...P, check: false });
+      await host.remove(ct.confPath, P);
+    }
+  }
+  if (mark.scratch) await host.remove(mark.scratch, { ...P, recursive: true });
+  await removeMark(host, plan.paths.images, DEPLOY_MARK);
 }

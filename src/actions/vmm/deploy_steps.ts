@@ -53,11 +53,15 @@ export async function runStep(
   facts: Facts,
   rb: Rollback,
   needFiles: boolean,
+  adopt?: { scratch: string },
 ) {
   const ctid = String(plan.ctid);
   switch (step.kind) {
     case "run": {
       const action = step.argv[2];
+      if (action === "create" && adopt) {
+        return await createAdopting(host, plan, step.argv, adopt, rb);
+      }
       if (action === "create") {
         const destroyed = host.sysPath(`/etc/vz/conf/${ctid}.conf.destroyed`);
         const hadDestroyed = await host.exists(destroyed, P);
@@ -116,6 +120,37 @@ export async function runStep(
       return;
     }
   }
+}
+
+/**
+ * R/private already holds a container's files but the CTID has no config (a config removed
+ * by hand, a node reinstalled with /vz kept). vzctl create refuses an existing private area,
+ * so the config is made by a create into a scratch directory and then pointed at R/private
+ * (`vzctl set --private … --save`, as vzmigrate does). Undo removes only that config and the
+ * scratch directory: the files in R/private are never touched.
+ */
+async function createAdopting(
+  host: Host,
+  plan: DeployPlan,
+  argv: string[],
+  adopt: { scratch: string },
+  rb: Rollback,
+) {
+  const ctid = String(plan.ctid);
+  const conf = host.sysPath(`/etc/vz/conf/${ctid}.conf`);
+  const destroyed = `${conf}.destroyed`;
+  const hadDestroyed = await host.exists(destroyed, P);
+  const scratchArgv = argv.map((a, i) => argv[i - 1] === "--private" ? adopt.scratch : a);
+  await host.remove(adopt.scratch, { ...P, recursive: true });
+  rb.add(`adopted container ${ctid} (its new config)`, async () => {
+    await host.run(["vzctl", "--quiet", "umount", ctid], { ...P, check: false });
+    await host.remove(conf, P);
+    if (!hadDestroyed) await host.remove(destroyed, P);
+    await host.remove(adopt.scratch, { ...P, recursive: true });
+  });
+  await host.run(scratchArgv, P);
+  await host.run(["vzctl", "--quiet", "set", ctid, "--private", plan.paths.private, "--save"], P);
+  await host.remove(adopt.scratch, { ...P, recursive: true });
 }
 
 /** Drop an earlier onevz FIREWALL block (marker line through the closing `#"`). */

@@ -80,7 +80,7 @@ async function readLimited(read: () => Promise<Uint8Array>, what: string): Promi
 }
 
 /** VM_DIR as oned dumped it to $ONE_LOCATION/var/config (or ONEVZ_VM_DIR). */
-async function frontEndVmDir(ctx: CommandContext): Promise<string> {
+export async function frontEndVmDir(ctx: CommandContext): Promise<string> {
   const explicit = ctx.env("ONEVZ_VM_DIR");
   if (explicit) return explicit.replace(/\/+$/, "");
   const loc = ctx.env("ONE_LOCATION");

@@ -62,7 +62,7 @@ export default async function migrate(ctx: CommandContext): Promise<number> {
 /** R, tar's excludes (private area, root, lock, poll sample) and the receiving shell command. */
 function copyParts(ct: ContainerInfo) {
   const r = ct.imagesDir;
-  const skip = [LOCK_NAME, POLL_SAMPLE, posix.basename(ct.privateDir)];
+  const skip = [`${LOCK_NAME}*`, POLL_SAMPLE, posix.basename(ct.privateDir)];
   if (ct.rootDir && posix.dirname(ct.rootDir) === posix.dirname(ct.privateDir)) {
     skip.push(posix.basename(ct.rootDir));
   }

@@ -1,11 +1,18 @@
 /**
  * poll <deploy_id>: one stdout line for oned,
- * `STATE=<a|p|e|d> USEDMEMORY=<KB> USEDCPU=<%> NETRX=<bytes> NETTX=<bytes>`.
- *  - No CTID.conf → `STATE=d` (exit 0). Listed in /proc/vz/veinfo (the kernel's running
- *    containers, which vzlist also reads) → a. Otherwise `vzctl status` tells the rest apart:
- *    deleted → d; mounted but not running → e; stopped with R/checkpoint present (and not
- *    marked restored in its record) or vzctl's `suspended` → p; stopped without a checkpoint
- *    (the guest halted) → d, so oned marks it UNKNOWN and a restart redeploys it.
+ * `STATE=<a|p|d|-> USEDMEMORY=<KB> USEDCPU=<%> NETRX=<bytes> NETTX=<bytes>`.
+ * Each state is chosen for what oned 2.2.1 does with it (a → RUNNING; p → SUSPENDED, capacity
+ * released; d → UNKNOWN, from where a restart redeploys; `-` → nothing; e → FAILED and an
+ * EPILOG_DELETE that removes R, private area included, so e is never answered):
+ *  - Listed in /proc/vz/veinfo (the kernel's running containers, which vzlist also reads) → a.
+ *  - No CTID.conf on a node where OpenVZ is observable (/proc/vz/veinfo and /etc/vz/vz.conf
+ *    present, the files readable) → d. When OpenVZ cannot be observed (no OpenVZ kernel, no
+ *    vzctl, sudo refused), poll fails instead: "not found" would be a guess.
+ *  - Otherwise `vzctl status` tells the rest apart: deleted (the private area is gone) → d;
+ *    mounted but not running (an operator's maintenance mount, or an action between its
+ *    steps) → `-`; stopped with R/checkpoint present (and not marked restored in its record)
+ *    or vzctl's `suspended` → p; stopped without a checkpoint (the guest halted, or shutdown
+ *    left it for the epilog) → d.
  *  - Memory (KB) from the container's own /proc/bc/<CTID>/resources, else the tables of every
  *    container (/proc/bc/resources, /proc/user_beancounters): on a VSwap kernel
  *    (/proc/vz/vswap exists) physpages.held × 4 (RAM incl. page cache, what VSwap limits);
@@ -24,6 +31,7 @@
  * one `vzctl status`.
  */
 import type { CommandContext } from "../../cli/context.ts";
+import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import { confPathFor, type ContainerInfo, describeContainer } from "../../ovz/container.ts";
 import {
@@ -44,6 +52,8 @@ const INT_MAX = 2147483647;
 /** What poll reads, in one batch: CTID.conf and the kernel's accounting tables. */
 interface PollFiles {
   conf: string | null;
+  /** /proc/vz/veinfo exists: an OpenVZ kernel whose state this poll can see. */
+  kernel: boolean;
   /** Listed in /proc/vz/veinfo, the kernel's running containers. */
   running: boolean;
   beancounters: string | null;
@@ -58,14 +68,17 @@ interface PollFiles {
 export default async function poll(ctx: CommandContext): Promise<number> {
   const ctid = deployIdArg(ctx.args[0]);
   let files = await readPollFiles(ctx.host, ctid);
-  if (files.conf === null) return print(ctx, "d");
+  if (files.conf === null) {
+    await requireObservable(ctx.host, files);
+    return print(ctx, "d");
+  }
   const ct = describeContainer(ctid, confPathFor(ctx.host, ctid), files.conf);
   if (!files.running) {
     // Not among the kernel's running containers: vzctl tells the other states apart.
     const st = await ctStatus(ctx, ctid);
     if (!st.exists) return print(ctx, "d");
     if (!st.running) {
-      if (st.mounted) return print(ctx, "e");
+      if (st.mounted) return print(ctx, "-");
       const checkpoint = `${ct.imagesDir}/checkpoint`;
       const rec = await readRecord(ctx.host, checkpoint);
       const saved = (rec === undefined || (!rec.restoredAt && rec.ctid === ctid)) &&
@@ -109,6 +122,7 @@ async function readPollFiles(host: Host, ctid: number, runningPerVzctl = false) 
   }
   const files: PollFiles = {
     conf,
+    kernel: veinfo !== null,
     running,
     beancounters,
     ownBeancounters: ownBc !== null,
@@ -118,6 +132,27 @@ async function readPollFiles(host: Host, ctid: number, runningPerVzctl = false) 
     netDev,
   };
   return files;
+}
+
+/**
+ * A missing CTID.conf means "no such container" only where OpenVZ is there to be asked: an
+ * OpenVZ kernel (/proc/vz/veinfo) and vzctl's configuration (/etc/vz/vz.conf).
+ */
+async function requireObservable(host: Host, files: PollFiles) {
+  if (!files.kernel) {
+    throw new OnevzError(
+      `cannot observe OpenVZ on ${host.name}: ${
+        host.sysPath("/proc/vz/veinfo")
+      } does not exist (not an OpenVZ kernel?); not answering STATE=d`,
+    );
+  }
+  if (!(await host.exists(host.sysPath("/etc/vz/vz.conf")))) {
+    throw new OnevzError(
+      `cannot observe OpenVZ on ${host.name}: ${
+        host.sysPath("/etc/vz/vz.conf")
+      } does not exist (vzctl not installed?); not answering STATE=d`,
+    );
+  }
 }
 
 function print(ctx: CommandContext, state: string, values?: Record<string, number>): number {

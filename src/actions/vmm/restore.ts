@@ -56,7 +56,7 @@ export default async function restore(ctx: CommandContext): Promise<number> {
       if (st.mounted) await vzctl(ctx, ["umount", String(ctid)]);
       if (ct.rootDir) await host.mkdirp(ct.rootDir, { privileged: true });
       await restoreKeepingDump(ctx, ctid, checkpoint);
-    });
+    }, { onBroken: (m) => note(ctx, m) });
   } catch (e) {
     if (created) await host.remove(ct.confPath, { privileged: true }).catch(() => {});
     throw e;

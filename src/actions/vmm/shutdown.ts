@@ -1,87 +1,135 @@
 /**
  * shutdown <deploy_id>: the operator's checklist for a clean shutdown.
- *  1. Find the container (its config) and take its lock.
- *  2. Read the latest deployment file: does the OS disk want saving (SAVE=yes or SAVE_AS)?
- *  3. Stop the container (and unmount it).
- *  4. If saving: archive the private area to R/disk.<DISK_ID> (gzip tar rooted at the
- *     container's /, like an OpenVZ template), via a temporary name, verified, then renamed.
- *  5. Destroy the container. A failed archive leaves it stopped and intact and fails the action.
+ *  1. Find the container (its config) and take its lock; look again under the lock (a
+ *     concurrent action may have finished it meanwhile).
+ *  2. Stop the container and unmount it.
+ *  3. Leave it, stopped and with its private area, for the epilog: write R/.onevz-shutdown.json.
+ *
+ * Whether the OS disk is saved is decided by oned, not by the deployment copy (`onevm saveas`
+ * changes only oned's database), and 2.2.1 tells the node only through the epilog: `MV
+ * H:R/disk.<os> FE:…` for a saved disk, then `DELETE H:R`. So the archive is made by tm-mv of
+ * R/disk.<os> (from the private area, at that moment) and the container is destroyed by
+ * tm-delete of R. A container without its files, whose deployment copy says its disk is to
+ * be saved, makes shutdown fail: there is nothing to save.
  */
-import { type ArchiveExt, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
+import { parseVzConf } from "../../ovz/parsers.ts";
 import {
-  type ContainerInfo,
   findContainer,
   latestDeployment,
+  readMark,
+  SHUTDOWN_MARK,
+  type ShutdownMark,
+  vmidFromImagesDir,
   withContainerLock,
+  writeMark,
 } from "../../ovz/container.ts";
-import { deployIdArg, destroyContainer, handOver, note, stopContainer } from "./common.ts";
-import { osDiskOf } from "./driver_files.ts";
+import { ctStatus, deployIdArg, note, stopContainer } from "./common.ts";
+import { ctidOffset, osDiskOf } from "./driver_files.ts";
+import { frontEndVmDir } from "./input.ts";
+
+const P = { privileged: true } as const;
 
 export default async function shutdown(ctx: CommandContext): Promise<number> {
   const ctid = deployIdArg(ctx.args[0]);
-  const ct = await findContainer(ctx.host, ctid);
-  if (!ct) {
-    note(ctx, `container ${ctid} does not exist on ${ctx.host.name}: nothing to shut down`);
-    return 0;
-  }
-  await withContainerLock(ctx.host, ct.imagesDir, "shutdown", async () => {
-    const disk = await diskToSave(ctx, ct);
+  const host = ctx.host;
+  const ct = await findContainer(host, ctid);
+  if (!ct) return await withoutConfig(ctx, ctid, await locateImagesDir(ctx, ctid));
+  let goneMeanwhile = false;
+  await withContainerLock(host, ct.imagesDir, "shutdown", async () => {
+    const now = await findContainer(host, ctid);
+    if (!now || now.privateDir !== ct.privateDir) {
+      goneMeanwhile = true;
+      return;
+    }
+    const mark = await readMark<ShutdownMark>(host, ct.imagesDir, SHUTDOWN_MARK);
+    if (mark?.ctid === ctid && !(await ctStatus(ctx, ctid)).running) {
+      note(ctx, `container ${ctid} was already shut down (${mark.at}): left for the epilog`);
+      return;
+    }
     await stopContainer(ctx, ctid);
-    if (disk !== undefined) await archivePrivateArea(ctx, ct, `${ct.imagesDir}/disk.${disk}`);
-    await destroyContainer(ctx, ctid);
-  });
+    if (!(await ctStatus(ctx, ctid)).exists) {
+      // vzctl says "deleted": the config is there, the private area is not.
+      const disk = await diskToSave(ctx, ct.imagesDir);
+      if (disk !== undefined) throw nothingToSave(ctx, ctid, ct.privateDir, disk);
+    }
+    await writeMark(host, ct.imagesDir, SHUTDOWN_MARK, { ctid, at: new Date().toISOString() });
+  }, { onBroken: (m) => note(ctx, m) });
+  if (goneMeanwhile) {
+    note(ctx, `container ${ctid} was removed by a concurrent action while shutdown waited`);
+    return await withoutConfig(ctx, ctid, ct.imagesDir);
+  }
   return 0;
 }
 
-/** DISK_ID of the OS disk when it must be saved, else undefined. */
-async function diskToSave(ctx: CommandContext, ct: ContainerInfo): Promise<string | undefined> {
-  const file = await latestDeployment(ctx.host, ct.imagesDir);
-  // deploy writes its copy as root (mode 0640): read it the same way (non-root logins).
-  const xml = file ? await ctx.host.readFile(file, { privileged: true }) : null;
-  if (!file || xml === null) {
-    throw new OnevzError(
-      `no deployment file in ${ct.imagesDir}: cannot tell whether the disk of container ` +
-        `${ct.ctid} must be saved; container left running`,
-    );
+/**
+ * No config for the CTID: nothing runs. Its files may still be in R (a config removed by
+ * hand, a node reinstalled with /vz kept): kept for the epilog like any shut down container.
+ */
+async function withoutConfig(ctx: CommandContext, ctid: number, imagesDir: string | undefined) {
+  const host = ctx.host;
+  if (!imagesDir || !(await host.isDirectory(imagesDir, P))) {
+    note(ctx, `container ${ctid} does not exist on ${host.name}: nothing to shut down`);
+    return 0;
   }
+  await withContainerLock(host, imagesDir, "shutdown", async () => {
+    const mark = await readMark<ShutdownMark>(host, imagesDir, SHUTDOWN_MARK);
+    const privateDir = `${imagesDir}/private`;
+    if (mark?.ctid === ctid) {
+      note(ctx, `container ${ctid} was already shut down (${mark.at}): left for the epilog`);
+    } else if (await host.isDirectory(privateDir, P)) {
+      await writeMark(host, imagesDir, SHUTDOWN_MARK, { ctid, at: new Date().toISOString() });
+      note(
+        ctx,
+        `container ${ctid} has no config on ${host.name}; its files in ${privateDir} are ` +
+          `kept for the epilog`,
+      );
+    } else {
+      const disk = await diskToSave(ctx, imagesDir);
+      if (disk !== undefined) throw nothingToSave(ctx, ctid, privateDir, disk);
+      note(ctx, `container ${ctid} does not exist on ${host.name}: nothing to shut down`);
+    }
+  }, { onBroken: (m) => note(ctx, m) });
+  return 0;
+}
+
+function nothingToSave(ctx: CommandContext, ctid: number, privateDir: string, disk: string) {
+  return new OnevzError(
+    `container ${ctid} has no files on ${ctx.host.name} (${privateDir} does not exist): ` +
+      `nothing to archive for DISK ${disk}, which is to be saved; not answering success, ` +
+      `or the epilog would hand back the untouched OS image as the saved disk`,
+  );
+}
+
+/** DISK_ID of the OS disk when the latest deployment copy says it is saved, else undefined. */
+async function diskToSave(ctx: CommandContext, imagesDir: string): Promise<string | undefined> {
+  const file = await latestDeployment(ctx.host, imagesDir);
+  // deploy writes its copy as root (mode 0640): read it the same way (non-root logins).
+  const xml = file ? await ctx.host.readFile(file, P) : null;
+  if (!xml) return undefined;
   const os = osDiskOf(xml);
   return os?.save ? os.diskId : undefined;
 }
 
-/** tar's compression flag and the command that verifies a finished archive, per format. */
-const ARCHIVE_TOOLS: Record<ArchiveExt, { flag: string; verify: (f: string) => string[] }> = {
-  ".tar.gz": { flag: "z", verify: (f) => ["gzip", "-t", "--", f] },
-  ".tar.bz2": { flag: "j", verify: (f) => ["bzip2", "-t", "--", f] },
-  ".tar.xz": { flag: "J", verify: (f) => ["xz", "-t", "--", f] },
-  ".tar": { flag: "", verify: (f) => ["tar", "-t", "-f", f] },
-};
-
-async function archivePrivateArea(ctx: CommandContext, ct: ContainerInfo, target: string) {
-  const host = ctx.host;
-  const tmp = `${target}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    if (!(await host.isDirectory(ct.privateDir, { privileged: true }))) {
-      throw new OnevzError(`private area ${ct.privateDir} does not exist`);
-    }
-    // Same format as the image it replaces (the TM's copy is still at the target), so the
-    // saved image keeps the compression of the template it came from; gzip otherwise.
-    const ext = (await host.exists(target, { privileged: true }))
-      ? archiveExtFromMagic(await readHead(host, target)) ?? ".tar.gz"
-      : ".tar.gz";
-    const { flag, verify } = ARCHIVE_TOOLS[ext];
-    await host.run(["tar", "--numeric-owner", `-c${flag}pf`, tmp, "-C", ct.privateDir, "."], {
-      privileged: true,
-    });
-    await host.run(verify(tmp), { privileged: true });
-    await handOver(host, tmp, ct.imagesDir);
-    await host.rename(tmp, target, { privileged: true });
-  } catch (e) {
-    await host.remove(tmp, { privileged: true }).catch(() => {});
-    throw new OnevzError(
-      `saving the disk of container ${ct.ctid} to ${target} failed, container left stopped ` +
-        `and intact: ${(e as Error).message}`,
-    );
+/**
+ * R of a CTID that has no config: from VM_DIR when this side knows it (agentless mode reads
+ * oned's config; ONEVZ_VM_DIR), else from the config vzctl destroy left (CTID.conf.destroyed).
+ */
+async function locateImagesDir(ctx: CommandContext, ctid: number): Promise<string | undefined> {
+  const vmDir = (ctx.env("ONEVZ_VM_DIR") || ctx.mode === "agentless")
+    ? await frontEndVmDir(ctx).catch(() => undefined)
+    : undefined;
+  const offset = await ctidOffset(ctx).catch(() => undefined);
+  if (vmDir && offset !== undefined && ctid - offset >= 0) {
+    return `${vmDir}/${ctid - offset}/images`;
   }
+  const destroyed = await ctx.host.readFile(
+    ctx.host.sysPath(`/etc/vz/conf/${ctid}.conf.destroyed`),
+    P,
+  ).catch(() => null);
+  const priv = destroyed ? parseVzConf(destroyed).VE_PRIVATE : undefined;
+  if (!priv) return undefined;
+  const dir = priv.replace(/\$\{?(VEID|CTID)\}?/g, String(ctid)).replace(/\/+[^/]+\/*$/, "");
+  return vmidFromImagesDir(dir) !== undefined ? dir : undefined;
 }

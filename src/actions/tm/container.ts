@@ -1,0 +1,82 @@
+/**
+ * What tm-mv and tm-delete need to know about the OpenVZ container behind a VM directory
+ * R = $VM_DIR/<vid>/images on a node: which DISK is its OS disk (from onevz's deployment
+ * copy), the container registered there and its state, and how tar keeps what a private area
+ * holds (owners, modes, device nodes, xattrs and ACLs) on this node's tar.
+ */
+import type { Host } from "../../host/host.ts";
+import {
+  cleanPath,
+  type ContainerInfo,
+  containersUsing,
+  latestDeployment,
+} from "../../ovz/container.ts";
+import { parseVzctlStatus, type VzctlStatus } from "../../ovz/parsers.ts";
+
+const P = { privileged: true } as const;
+
+/** The name of the private area (and root) archive a stopped VM's directory holds on the FE. */
+export const CONTAINER_ARCHIVE = "private.onevz.tar";
+/** The parts of R that belong to the container (root's files, packed as root). */
+export const CONTAINER_PARTS = ["private", "root"];
+
+export interface ContainerDisk {
+  imagesDir: string;
+  diskId: string;
+  /** The registered container using R's private area, if any. */
+  ct?: ContainerInfo;
+  privateDir: string;
+}
+
+/**
+ * The source of `MV <node>:R/disk.<i> …` when disk i is the OS disk of an onevz container:
+ * the saved image must then be made from the container's files, not the TM's image copy.
+ * Undefined for anything else (other disks, other hypervisors' VM directories).
+ */
+export async function containerOsDisk(
+  host: Host,
+  path: string,
+): Promise<ContainerDisk | undefined> {
+  const m = /^(\/.*\/\d+\/images)\/disk\.(\d+)$/.exec(cleanPath(path));
+  if (!m) return undefined;
+  const [, imagesDir, diskId] = m;
+  const deployment = await latestDeployment(host, imagesDir);
+  if (!deployment) return undefined;
+  const xml = await host.readFile(deployment, P);
+  if (!xml || !/^\s*<(TEMPLATE|VM)>/.test(xml)) return undefined;
+  // The XML parser is loaded only here: most TM lines never need it.
+  const { osDiskOf } = await import("../../one/os_disk.ts");
+  let os;
+  try {
+    os = osDiskOf(xml);
+  } catch {
+    return undefined;
+  }
+  if (os?.diskId !== diskId) return undefined;
+  const [ct] = await containersUsing(host, `${imagesDir}/private`);
+  return { imagesDir, diskId, ct, privateDir: ct?.privateDir ?? `${imagesDir}/private` };
+}
+
+export async function vzctlStatus(host: Host, ctid: number): Promise<VzctlStatus | undefined> {
+  const r = await host.run(["vzctl", "status", String(ctid)], P);
+  return parseVzctlStatus(r.stdout);
+}
+
+/**
+ * The tar options that keep xattrs (all namespaces) and ACLs, as far as this host's GNU tar
+ * has them (CentOS 5's tar has neither: a container then moves without them).
+ */
+export async function xattrOptions(host: Host): Promise<string[]> {
+  for (const opts of [["--xattrs", "--xattrs-include=*", "--acls"], ["--xattrs", "--acls"]]) {
+    const r = await host.run(["tar", ...opts, "-cf", "/dev/null", "--files-from", "/dev/null"], {
+      check: false,
+    });
+    if (r.status === 0) return opts;
+  }
+  return [];
+}
+
+/** Options both ends understand (a pax archive with xattrs is read by both). */
+export function commonOptions(a: string[], b: string[]): string[] {
+  return a.filter((o) => b.includes(o));
+}
