@@ -1,7 +1,8 @@
 /**
  * The VMM driver configuration, vmm_ssh_ovz.conf: OpenNebula template syntax whose
- * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL ]` vector holds onevz's own settings; every
- * other attribute is a default merged into each VM template (see applyDefaults).
+ * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL, LAYOUT, FIREWALL_CUSTOM ]` vector holds
+ * onevz's own settings; every other attribute is a default merged into each VM template (see
+ * applyDefaults).
  */
 import { z } from "zod";
 import { InvalidInputError } from "../cli/errors.ts";
@@ -20,7 +21,15 @@ export interface DriverConfig {
   nicModel: NicModel;
   /** Template defaults (the file without the ONEVZ vector). */
   defaults: TemplateDoc;
+  // -- vzfw: container layout and firewall settings --
+  /** Private area layout vzctl 4.x creates: simfs (a directory, the default) or ploop. */
+  layout: Layout;
+  /** Templates may carry `[CUSTOM]` iptables lines in CONTEXT/FIREWALL (node-wide!). */
+  firewallCustom: boolean;
 }
+
+export type Layout = "simfs" | "ploop";
+export const DEFAULT_LAYOUT: Layout = "simfs";
 
 export const DEFAULT_CONTEXT_DIR = "/mnt";
 export const DEFAULT_NIC_MODEL: NicModel = "venet";
@@ -38,6 +47,13 @@ const settingsSchema = z.object({
   NIC_MODEL: z.string().transform((s) => s.toLowerCase()).pipe(
     z.enum(["venet", "veth"], "must be venet or veth"),
   ).default(DEFAULT_NIC_MODEL),
+  // -- vzfw --
+  LAYOUT: z.string().transform((s) => s.toLowerCase()).pipe(
+    z.enum(["simfs", "ploop"], "must be simfs or ploop"),
+  ).default(DEFAULT_LAYOUT),
+  FIREWALL_CUSTOM: z.string().transform((s) => s.toLowerCase()).pipe(
+    z.enum(["yes", "no"], "must be yes or no"),
+  ).default("no"),
 }).loose();
 
 /** Parse vmm_ssh_ovz.conf text (null: the file is missing, all built-in defaults). */
@@ -65,5 +81,7 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
     contextDir: r.data.CONTEXT_DIR,
     nicModel: r.data.NIC_MODEL as NicModel,
     defaults,
+    layout: r.data.LAYOUT as Layout,
+    firewallCustom: r.data.FIREWALL_CUSTOM === "yes",
   };
 }

@@ -35,6 +35,7 @@ import {
 } from "../ovz/units.ts";
 import { DEFAULT_CONTEXT_DIR, DEFAULT_NIC_MODEL, type NicModel } from "./config.ts";
 import { ctidForVmid, DEFAULT_CTID_OFFSET } from "./ctid.ts";
+import { parseFirewall } from "./firewall.ts";
 import { type TemplateDoc, values, type Vector, vectors } from "./template.ts";
 
 export interface OsDisk {
@@ -117,6 +118,8 @@ export interface SpecOptions {
   ctidOffset?: number;
   nicModel?: NicModel;
   contextDir?: string;
+  /** The operator allows `[CUSTOM]` lines in CONTEXT/FIREWALL (ONEVZ FIREWALL_CUSTOM). */
+  firewallCustom?: boolean;
 }
 
 // ---------- atoms ----------
@@ -401,7 +404,7 @@ function parseNics(doc: TemplateDoc, nicModel: NicModel): NicSpec[] {
   });
 }
 
-function parseContext(doc: TemplateDoc): ContextSpec | undefined {
+function parseContext(doc: TemplateDoc, opts: SpecOptions): ContextSpec | undefined {
   const vs = values(doc, "CONTEXT");
   if (vs.length === 0) return undefined;
   if (typeof vs[0] === "string") fail("CONTEXT", "expected a vector CONTEXT = [ … ]");
@@ -434,7 +437,10 @@ function parseContext(doc: TemplateDoc): ContextSpec | undefined {
     if (hasControlChar(c.FIREWALL, "\t\n\r")) {
       fail("CONTEXT/FIREWALL", "contains a control character");
     }
-    ctx.firewall = c.FIREWALL;
+    // Only rules about this container's own addresses (src/one/firewall.ts), normalized.
+    const fw = parseFirewall(c.FIREWALL, { allowCustom: opts.firewallCustom });
+    if (!fw.ok) fail("CONTEXT/FIREWALL", fw.message);
+    ctx.firewall = fw.rules;
   }
   return ctx;
 }
@@ -478,7 +484,7 @@ export function toSpec(doc: TemplateDoc, opts: SpecOptions = {}): VmSpec {
     memory,
     cpu,
     nics: parseNics(doc, opts.nicModel ?? DEFAULT_NIC_MODEL),
-    context: parseContext(doc),
+    context: parseContext(doc, opts),
     raw: parseRaw(doc),
     contextDir: opts.contextDir ?? DEFAULT_CONTEXT_DIR,
     notes,

@@ -17,13 +17,8 @@
  * `--swap <SIZE>M`. A VSwap node whose template sets memory but no swap gets `--swap 0`
  * (VSwap configs require SWAPPAGES).
  */
-import {
-  contextSh,
-  FIREWALL_BEGIN,
-  firewallBlock,
-  rcLocalLine,
-  vethIpConfig,
-} from "../one/context.ts";
+import { contextSh, firewallBlock, rcLocalLine, vethIpConfig } from "../one/context.ts";
+import type { Layout } from "../one/config.ts";
 import type { VmSpec } from "../one/spec.ts";
 import { formatUbcPair, mbArg, mbToPages, UBC_UNITS, UNLIMITED } from "./units.ts";
 
@@ -41,6 +36,9 @@ export interface NodeFacts {
   contextDirOnNode?: string;
   /** `--config <name>` for vzctl create (ve-<name>.conf-sample), when wanted. */
   configSample?: string;
+  /** `--layout` for vzctl create: always given on vzctl 4.x (its stock default is ploop),
+   * undefined on 3.0.x, which has neither the option nor ploop. */
+  layout?: Layout;
 }
 
 export interface PlanStep {
@@ -66,6 +64,9 @@ export interface DeployPlan {
     images: string;
     private: string;
     root: string;
+    /** Where the container's files are while deploy writes them: the private area (simfs),
+     * or VE_ROOT with the ploop image mounted there. */
+    guest: string;
     /** R/disk.<os DISK_ID>: the OS template image placed by the TM. */
     osImage: string;
     /** $TEMPLATE/cache/<name><ext> */
@@ -213,6 +214,9 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     root,
   ];
   if (facts.configSample) create.push("--config", facts.configSample);
+  if (facts.layout) create.push("--layout", facts.layout);
+  // ploop: the files live in an image, reachable only while the CT is mounted at VE_ROOT
+  const guest = facts.layout === "ploop" ? root : priv;
   steps.push({
     kind: "run",
     argv: create,
@@ -231,16 +235,17 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
   let contextSource: string | undefined;
   let contextTarget: string | undefined;
   const ctx = spec.context;
+  const guestSteps: Step[] = [];
   if (ctx) {
     contextSource = facts.contextDirOnNode ?? `${images}/disk.${spec.diskCount}`;
-    contextTarget = `${priv}${spec.contextDir}`;
-    steps.push({
+    contextTarget = `${guest}${spec.contextDir}`;
+    guestSteps.push({
       kind: "copy-dir",
       from: contextSource,
       to: contextTarget,
       why: `context files (context.sh, FILES) into ${spec.contextDir} in the container`,
     });
-    steps.push({
+    guestSteps.push({
       kind: "write-file",
       path: `${contextTarget}/context.sh`,
       content: contextSh(ctx.vars),
@@ -248,9 +253,9 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
       why: "context.sh with the CONTEXT variables, when the TM did not provide one",
     });
     if (ctx.files.some((f) => basename(f) === "init.sh")) {
-      steps.push({
+      guestSteps.push({
         kind: "append-line",
-        path: `${priv}/etc/rc.d/rc.local`,
+        path: `${guest}/etc/rc.d/rc.local`,
         line: rcLocalLine(spec.contextDir),
         why: "run the context init.sh at every boot (once per line: skip when already present)",
       });
@@ -263,20 +268,32 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
       gateway: nic.index === 0 ? ctx?.gateway : undefined,
       mac: nic.mac,
     });
-    steps.push({
+    guestSteps.push({
       kind: "write-file",
-      path: `${priv}${cfg.path}`,
+      path: `${guest}${cfg.path}`,
       content: cfg.content,
       ifAbsent: false,
       why:
         `static IP ${nic.ip} for veth ${nic.ifname} (NIC ${nic.index}), read by the container's network service`,
     });
   }
+  if (guestSteps.length && facts.layout === "ploop") {
+    steps.push({
+      kind: "run",
+      argv: ["vzctl", "--quiet", "mount", ctid],
+      why: `mount the ploop image of CT ${ctid} at ${root} to write the files below`,
+    });
+    steps.push(...guestSteps, {
+      kind: "run",
+      argv: ["vzctl", "--quiet", "umount", ctid],
+      why: `unmount the ploop image of CT ${ctid}`,
+    });
+  } else steps.push(...guestSteps);
   if (ctx?.firewall !== undefined) {
     steps.push({
       kind: "append-config",
       path: ctConfig,
-      text: `${FIREWALL_BEGIN}\n${firewallBlock(ctx.firewall)}`,
+      text: firewallBlock(ctx.firewall),
       why: "vzfirewall rules (CONTEXT/FIREWALL) in the CT config, applied by the vzfirewall hook",
     });
   }
@@ -293,6 +310,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
       images,
       private: priv,
       root,
+      guest,
       osImage,
       templateFile,
       contextSource,

@@ -286,6 +286,10 @@ export async function simVm(
         `${r}/private`,
         "--root",
         `${r}/root`,
+        // as deploy does on vzctl 4.x (stock default: ploop)
+        ...(JSON.parse(await Deno.readTextFile(`${node.root}/sim/node.json`)).vzctl.startsWith("4")
+          ? ["--layout", "simfs"]
+          : []),
       ],
       ["set", ctid, "--ipadd", `10.1.0.${vid}`, "--save"],
       ...(opts.start === false ? [] : [["start", ctid]]),

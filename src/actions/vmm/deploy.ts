@@ -4,7 +4,8 @@
  * The operator's checklist, in order:
  *  1. read the deployment document (stdin under one_vmm_ssh; the front-end file in agentless
  *     mode) and validate it completely — nothing is run or written before this succeeds;
- *  2. look at the node: kernel flavour, $TEMPLATE, the OS image the TM placed, an existing CT;
+ *  2. look at the node: kernel flavour, $TEMPLATE, the OS image the TM placed, an existing CT,
+ *     the vzctl version (create's --layout) and vzfirewall (warnings about FIREWALL);
  *  3. keep a copy of the document at <deployment_file> (later actions read it);
  *  4. run the plan (src/ovz/plan.ts): place the OS template, vzctl create, one vzctl set
  *     --save, context files, firewall rules, vzctl start — recording how to undo each step;
@@ -22,6 +23,7 @@ import { ARCHIVE_EXTS, archiveExtFromMagic, readHead } from "../../ovz/archive.t
 import { findContainer, lockContainer, staleLockOwner } from "../../ovz/container.ts";
 import { parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
 import { type DeployPlan, type Flavour, planDeploy } from "../../ovz/plan.ts";
+import { clearLeftoverConfig, observeTools, warnAboutVzfirewall } from "./deploy_node.ts";
 import { type Facts, makeDirs, runStep, writeCopy } from "./deploy_steps.ts";
 import { loadDriverConfig, readDeploymentInput } from "./input.ts";
 
@@ -38,8 +40,12 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     );
   }
 
-  const facts = await observeNode(host, spec, input.vmDir);
-  const plan = planDeploy(spec, facts);
+  const [facts, tools] = await Promise.all([
+    observeNode(host, spec, input.vmDir),
+    observeTools(host, config.layout),
+  ]);
+  const plan = planDeploy(spec, { ...facts, layout: tools.layout });
+  warnAboutVzfirewall(ctx, spec, tools);
 
   const rollback = new Rollback();
   try {
@@ -49,6 +55,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     const interrupted = await staleLockOwner(host, plan.paths.images);
     const unlock = await lockContainer(host, plan.paths.images, "deploy");
     try {
+      await clearLeftoverConfig(ctx, host, plan);
       if (interrupted?.action === "deploy") await discardInterrupted(ctx, host, plan);
       // Adoption runs under the lock too, so it never starts a container another deploy is
       // still configuring.
@@ -79,6 +86,7 @@ export function specFromXml(xml: string, config: DriverConfig): VmSpec {
     ctidOffset: config.ctidOffset,
     nicModel: config.nicModel,
     contextDir: config.contextDir,
+    firewallCustom: config.firewallCustom,
   });
 }
 

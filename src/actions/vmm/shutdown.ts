@@ -3,8 +3,9 @@
  *  1. Find the container (its config) and take its lock.
  *  2. Read the latest deployment file: does the OS disk want saving (SAVE=yes or SAVE_AS)?
  *  3. Stop the container (and unmount it).
- *  4. If saving: archive the private area to R/disk.<DISK_ID> (gzip tar rooted at the
- *     container's /, like an OpenVZ template), via a temporary name, verified, then renamed.
+ *  4. If saving: archive the container's files to R/disk.<DISK_ID> (gzip tar rooted at the
+ *     container's /, like an OpenVZ template; a ploop CT is mounted to read them from its
+ *     image), via a temporary name, verified, then renamed.
  *  5. Destroy the container. A failed archive leaves it stopped and intact and fails the action.
  */
 import { type ArchiveExt, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
@@ -58,6 +59,33 @@ const ARCHIVE_TOOLS: Record<ArchiveExt, { flag: string; verify: (f: string) => s
   ".tar": { flag: "", verify: (f) => ["tar", "-t", "-f", f] },
 };
 
+/**
+ * Run `fn` with the directory holding the container's files. simfs: the private area itself.
+ * ploop: the private area is an image (root.hdd/), not an OS template; its files are the
+ * mounted VE_ROOT (`vzctl mount`, as vzctl itself does for postcreate and runscript), and
+ * the CT is unmounted again afterwards.
+ */
+async function withContainerFiles(
+  host: CommandContext["host"],
+  ct: ContainerInfo,
+  fn: (dir: string) => Promise<void>,
+) {
+  const P = { privileged: true } as const;
+  const ploop = ct.conf.VE_LAYOUT?.startsWith("ploop") ||
+    await host.exists(`${ct.privateDir}/root.hdd`, P);
+  if (!ploop) return await fn(ct.privateDir);
+  if (!ct.rootDir) {
+    throw new OnevzError(`${ct.confPath} has no VE_ROOT to mount the ploop image at`);
+  }
+  const id = String(ct.ctid);
+  await host.run(["vzctl", "--quiet", "mount", id], P);
+  try {
+    await fn(ct.rootDir);
+  } finally {
+    await host.run(["vzctl", "--quiet", "umount", id], P);
+  }
+}
+
 async function archivePrivateArea(ctx: CommandContext, ct: ContainerInfo, target: string) {
   const host = ctx.host;
   const tmp = `${target}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
@@ -71,8 +99,10 @@ async function archivePrivateArea(ctx: CommandContext, ct: ContainerInfo, target
       ? archiveExtFromMagic(await readHead(host, target)) ?? ".tar.gz"
       : ".tar.gz";
     const { flag, verify } = ARCHIVE_TOOLS[ext];
-    await host.run(["tar", "--numeric-owner", `-c${flag}pf`, tmp, "-C", ct.privateDir, "."], {
-      privileged: true,
+    await withContainerFiles(host, ct, async (files) => {
+      await host.run(["tar", "--numeric-owner", `-c${flag}pf`, tmp, "-C", files, "."], {
+        privileged: true,
+      });
     });
     await host.run(verify(tmp), { privileged: true });
     await handOver(host, tmp, ct.imagesDir);
