@@ -30,7 +30,15 @@ export interface SimNode {
 }
 
 export async function makeSimNode(
-  opts: { flavour?: "ubc" | "vswap"; vzctl?: string; templates?: string[] } = {},
+  opts: {
+    flavour?: "ubc" | "vswap";
+    vzctl?: string;
+    templates?: string[];
+    /** More `ovzsim init` options (--ploop, --vzfirewall 1.04, …). */
+    init?: string[];
+    /** The driver's defaults file (ONEVZ_DEFAULTS), instead of the fixture's. */
+    defaults?: string;
+  } = {},
 ): Promise<SimNode> {
   const dir = await Deno.makeTempDir({ prefix: "onevz-node-" });
   const root = join(dir, "sim");
@@ -40,12 +48,13 @@ export async function makeSimNode(
     PATH: `${SIM_BIN}:${Deno.env.get("PATH")}`,
     OVZ_SIM_ROOT: root,
     ONEVZ_SYSROOT: root,
-    ONEVZ_DEFAULTS: `${REPO}/fixtures/templates/vmm_ssh_ovz.conf`,
+    ONEVZ_DEFAULTS: opts.defaults ?? `${REPO}/fixtures/templates/vmm_ssh_ovz.conf`,
     NO_COLOR: "1",
   };
   const tool = (name: string, args: string[]) => run(`${SIM_BIN}/${name}`, args, { env });
   const init = ["init", root, "--flavour", opts.flavour ?? "ubc", "--hostname", "cn1"];
   if (opts.vzctl) init.push("--vzctl", opts.vzctl);
+  init.push(...(opts.init ?? []));
   // A cached template unrelated to the fixtures' images, so it never shadows them.
   for (const t of opts.templates ?? ["debian-7.0-x86_64"]) init.push("--template", t);
   const r = await tool("ovzsim", init);
