@@ -24,7 +24,7 @@ const P = { privileged: true } as const;
 export interface ToolFacts {
   /** `--layout` for create, undefined on vzctl 3.0.x. */
   layout?: Layout;
-  /** vzfirewall is on the node (PATH, /usr/sbin, /sbin). */
+  /** vzfirewall is on the node (PATH, /usr/sbin, /sbin), where the hook finds it. */
   vzfirewall: boolean;
 }
 
@@ -35,11 +35,13 @@ export function vzctlMajor(text: string): number | undefined {
 }
 
 export async function observeTools(host: Host, layout: Layout): Promise<ToolFacts> {
-  const [version, fw] = await Promise.all([
+  // where the hook looks for it: the PATH, then /usr/sbin and /sbin (of the node's sysroot)
+  const [version, onPath, inSbin] = await Promise.all([
     host.run(["vzctl", "--version"], { ...P, check: false }),
-    host.run(["sh", "-c", 'PATH="$PATH:/usr/sbin:/sbin"; command -v vzfirewall'], {
-      check: false,
-    }),
+    host.run(["sh", "-c", "command -v vzfirewall"], { check: false }),
+    Promise.all(
+      ["/usr/sbin/vzfirewall", "/sbin/vzfirewall"].map((p) => host.exists(host.sysPath(p))),
+    ),
   ]);
   const major = vzctlMajor(version.stdout + version.stderr);
   if (version.status !== 0 || major === undefined) {
@@ -56,7 +58,10 @@ export async function observeTools(host: Host, layout: Layout): Promise<ToolFact
       }, which has no ploop: set LAYOUT = "simfs" in vmm_ssh_ovz.conf`,
     );
   }
-  return { layout: major >= 4 ? layout : undefined, vzfirewall: fw.status === 0 };
+  return {
+    layout: major >= 4 ? layout : undefined,
+    vzfirewall: onPath.status === 0 || inSbin.some((x) => x),
+  };
 }
 
 /**
