@@ -64,6 +64,7 @@ const READERS = new Set(["cat", "test", "od", "cmp", "find", "stat", "ls", "vzli
 function mutating(argv: readonly string[]): boolean {
   if (READERS.has(argv[0])) return false;
   if (argv[0] === "vzctl") return !argv.includes("status") && !argv.includes("--version");
+  if (argv[0] === "sh" && argv[2] === "command -v vzfirewall") return false; // deploy's look-up
   return true;
 }
 
