@@ -197,6 +197,16 @@ Deno.test("config reading: first occurrence wins (warned), ONBOOT=yes # boot ski
       (await vzlist(root, "-a", "-H", "-o", "hostname,onboot")).stdout,
       /first\.example\s+no/,
     );
+    // a multi-line value: vzctl skips its lines with a warning each, and keeps them on save
+    Deno.writeTextFileSync(conf, 'FIREWALL="\n[22]\n*\n"\n', { append: true });
+    const n = read(conf).split("\n").length - 1;
+    const w = (await vzctl(root, "status", "101")).stderr.split("\n").slice(2, -1);
+    assert.deepEqual(w, [
+      `Warning: can't parse /etc/vz/conf/101.conf:${n - 3} (unmatched quotes), skipping`,
+      `Warning: can't parse /etc/vz/conf/101.conf:${n - 2} ('=' not found), skipping`,
+      `Warning: can't parse /etc/vz/conf/101.conf:${n - 1} ('=' not found), skipping`,
+      `Warning: can't parse /etc/vz/conf/101.conf:${n} ('=' not found), skipping`,
+    ]);
     // set replaces only the first occurrence
     assert.equal(
       (await vzctl(root, "--quiet", "set", "101", "--hostname", "new.example", "--save")).code,
@@ -205,6 +215,7 @@ Deno.test("config reading: first occurrence wins (warned), ONBOOT=yes # boot ski
     const after = read(conf).split("\n");
     assert.equal(after[first - 1], 'HOSTNAME="new.example"');
     assert.equal(after[dup - 1], 'HOSTNAME="second.example"');
+    assert.deepEqual(after.slice(-5, -1), ['FIREWALL="', "[22]", "*", '"']);
   } finally {
     cleanup(root);
   }

@@ -5,6 +5,8 @@ import { toSpec } from "../../src/one/spec.ts";
 import { parseTemplateText } from "../../src/one/defaults.ts";
 import { vzctlMajor, vzfirewallWarnings } from "../../src/actions/vmm/deploy_node.ts";
 import { planDeploy } from "../../src/ovz/plan.ts";
+import { withoutOnevzBlock } from "../../src/actions/vmm/deploy_steps.ts";
+import { firewallBlock } from "../../src/one/context.ts";
 
 Deno.test("ONEVZ LAYOUT and FIREWALL_CUSTOM: defaults, values, refusals", () => {
   const none = parseDriverConfig(null);
@@ -90,4 +92,13 @@ Deno.test("plan with LAYOUT = ploop: --layout ploop, the files written with the 
   assert.ok(!simfs.commands.some((c) => c.argv[2] === "mount"));
   const old = planDeploy(s, facts);
   assert.ok(!old.commands[0].argv.includes("--layout"), "vzctl 3.0.x: no --layout");
+});
+
+Deno.test("redeploy replaces onevz's block, also the commented one older versions wrote", () => {
+  const old = 'IP_ADDRESS="10.0.0.7"\n' +
+    "# onevz: vzfirewall rules from the OpenNebula template (CONTEXT/FIREWALL)\n" +
+    '#FIREWALL="\n#[22]\n#*\n#"\nCPUUNITS="500"\n';
+  assert.equal(withoutOnevzBlock(old), 'IP_ADDRESS="10.0.0.7"\nCPUUNITS="500"\n');
+  const current = `IP_ADDRESS="10.0.0.7"\n${firewallBlock("[80]\n*")}ONBOOT="no"\n`;
+  assert.equal(withoutOnevzBlock(current), 'IP_ADDRESS="10.0.0.7"\nONBOOT="no"\n');
 });
