@@ -62,11 +62,12 @@ Deno.test("deploy: the seed's vps145 on a UBC node", async () => {
         `VE_PRIVATE="${images}/private"`,
         `VE_ROOT="${images}/root"`,
         'OSTEMPLATE="centos-5-x86"',
-        '#FIREWALL="',
-        "#[*]",
-        "#111.111.111.0/24",
-        "#[22]",
-        "#222.222.222.0/16",
+        'VE_LAYOUT="simfs"',
+        'FIREWALL="',
+        "[*]",
+        "111.111.111.0/24",
+        "[22]",
+        "222.222.222.0/16",
       ]
     ) assert.ok(conf.split("\n").includes(line), `config has ${line}\n${conf}`);
 
@@ -86,7 +87,8 @@ Deno.test("deploy: the seed's vps145 on a UBC node", async () => {
     assert.match(status.stdout, /CTID 1045 exist mounted running/);
     const vz = (await node.calls()).filter((c) => c.tool === "vzctl")
       .map((c) => c.argv.filter((a) => !a.startsWith("--quiet"))[0]);
-    assert.deepEqual(vz.filter((a) => a !== "status"), ["create", "set", "start"]);
+    // --version: vzctl 4.x gets an explicit --layout, 3.0.x none
+    assert.deepEqual(vz.filter((a) => a !== "status"), ["--version", "create", "set", "start"]);
     const set = (await node.calls()).find((c) => c.argv.includes("set"))!;
     assert.ok(set.argv.includes("--save"));
     assert.deepEqual(
@@ -170,7 +172,14 @@ Deno.test("deploy: invalid input runs nothing and writes nothing", async () => {
 Deno.test("deploy: a CTID held by another container is a clear error; its own CT is adopted", async () => {
   const node = await makeSimNode({ flavour: "ubc" });
   try {
-    await node.tool("vzctl", ["create", "1045", "--ostemplate", "debian-7.0-x86_64"]);
+    await node.tool("vzctl", [
+      "create",
+      "1045",
+      "--ostemplate",
+      "debian-7.0-x86_64",
+      "--layout",
+      "simfs",
+    ]);
     await prolog(node, 45);
     const r = await node.action("deploy", [`${node.vmDir}45/images/deployment.0`], VPS145);
     assert.equal(r.code, 1);

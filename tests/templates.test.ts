@@ -51,6 +51,15 @@ async function guestTarball(family: "debian" | "ubuntu" | "centos"): Promise<Uin
   return bytes;
 }
 
+/**
+ * deploy's stderr without the vzfirewall warnings: every simulated node has vzfirewall on its
+ * PATH, so deploy also warns about containers vzfirewall would close (tests/vzfirewall.test.ts).
+ */
+function templateWarnings(stderr: string): string {
+  return stderr.split("\n").filter((l) => l !== "" && !l.includes("vzfirewall"))
+    .map((l) => `${l}\n`).join("");
+}
+
 /** The TM's prolog: the OS image at R/disk.0 and the context directory at R/disk.1. */
 async function prolog(node: SimNode, vmid: number, image: Uint8Array) {
   const images = `${node.vmDir}${vmid}/images`;
@@ -134,7 +143,7 @@ for (const family of ["debian", "ubuntu"] as const) {
       const images = await prolog(node, vmid, await guestTarball(family));
       const r = await node.action("deploy", [`${images}/deployment.0`], doc);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stderr, "", "a known distribution: no warning");
+      assert.equal(templateWarnings(r.stderr), "", "a known distribution: no warning");
       const priv = `${images}/private`;
       // Nothing for Red Hat's paths in a Debian guest.
       for (const p of ["/etc/rc.d/rc.local", "/etc/sysconfig/network-scripts/ifcfg-eth0"]) {
@@ -172,7 +181,7 @@ Deno.test("guests: centos: init.sh runs from /etc/rc.d/rc.local, eth0 from its i
     const images = await prolog(node, 63, await guestTarball("centos"));
     const r = await node.action("deploy", [`${images}/deployment.0`], fixture("guest-centos.xml"));
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stderr, "");
+    assert.equal(templateWarnings(r.stderr), "");
     const priv = `${images}/private`;
     const boot = await bootAsGuest(priv, "/etc/rc.d/rc.local");
     assert.equal(boot.code, 0, boot.stderr);
@@ -199,7 +208,7 @@ Deno.test("guests: an OS template name no dist matches: deploy warns what it ass
     const r = await node.action("deploy", [`${images}/deployment.0`], doc);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
-      r.stderr,
+      templateWarnings(r.stderr),
       "onevz: deploy: warning: OS template mydistro-1-x86_64 matches no distribution in the " +
         "node's /etc/vz/dists (vzctl strips -suffixes: mydistro-1-x86_64.conf, mydistro-1.conf, " +
         "mydistro.conf), so vzctl uses dists/default; onevz assumes a Red Hat guest " +
@@ -238,7 +247,7 @@ Deno.test("templates: deploy warns on stderr about misspelt attributes and goes 
     const r = await node.action("deploy", [`${images}/deployment.0`], doc);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "1045\n");
-    assert.deepEqual(r.stderr.trim().split("\n"), [
+    assert.deepEqual(templateWarnings(r.stderr).trim().split("\n"), [
       "onevz: deploy: warning: CONTEXT/FIREWALLL: did you mean CONTEXT/FIREWALL? (FIREWALLL is passed to context.sh as a plain variable; onevz acts on FIREWALL)",
       "onevz: deploy: warning: CPUUNIT is not an attribute OpenNebula or onevz reads: did you mean CPUUNITS?",
       'onevz: deploy: warning: KMEMSIZE is a beancounter and is ignored outside MEMORY: write it inside MEMORY = [ KMEMSIZE = "barrier:limit", … ]',
@@ -269,7 +278,10 @@ Deno.test("templates: on a VSwap node, UBC values get a RAM; no RAM at all is re
       "<MEMORY><KMEMSIZE><![CDATA[14372700:14790164]]></KMEMSIZE><PHYSPAGES><![CDATA[0:unlimited]]></PHYSPAGES></MEMORY>",
     );
     const before = await node.snapshot();
-    const calls = (await node.calls()).length;
+    // deploy reads the node first, `vzctl --version` included (create's --layout): only calls
+    // that could change the node count.
+    const acting = async () => (await node.calls()).filter((c) => !c.argv.includes("--version"));
+    const calls = (await acting()).length;
     const refused = await node.action("deploy", [`${images}/deployment.1`], noRam);
     assert.equal(refused.code, 3);
     assert.equal(
@@ -279,7 +291,7 @@ Deno.test("templates: on a VSwap node, UBC values get a RAM; no RAM at all is re
         'PHYSPAGES = "0:512M", SWAPPAGES = "0:1G", … ]\n',
     );
     assert.deepEqual(await node.snapshot(), before);
-    assert.equal((await node.calls()).length, calls, "no OpenVZ tool ran");
+    assert.equal((await acting()).length, calls, "no OpenVZ tool acted on the node");
   } finally {
     await node.cleanup();
   }

@@ -148,6 +148,10 @@ async function makeVm(
     `${r}/private`,
     "--root",
     `${r}/root`,
+    // as deploy does on vzctl 4.x, whose stock default layout is ploop
+    ...(JSON.parse(await Deno.readTextFile(`${node.sim}/sim/node.json`)).vzctl.startsWith("4")
+      ? ["--layout", "simfs"]
+      : []),
   ]);
   await node.tool(["vzctl", "set", id, "--ipadd", `10.1.0.${vid}`, "--save"]);
   if (opts.netif) {

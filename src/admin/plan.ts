@@ -193,6 +193,7 @@ export default async function plan(ctx: CommandContext): Promise<number> {
     vmDir,
     templateCacheDir: DEFAULT_TEMPLATE_CACHE,
     templateFileExt: ext,
+    layout: config.layout, // as on vzctl 4.x (deploy omits --layout on 3.0.x)
   });
   ctx.io.out(renderPlan(p, [
     `onevz plan for VM ${spec.vmid} (${spec.name}): CTID ${spec.ctid}, ${flavour} node, VM_DIR ${vmDir}`,

@@ -1,7 +1,8 @@
 /**
  * The VMM driver configuration, vmm_ssh_ovz.conf: OpenNebula template syntax whose
- * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL, RAW_ALLOW, RAW_LOOSEN ]` vector holds onevz's
- * own settings (RAW_ALLOW/RAW_LOOSEN: src/ovz/raw_policy.ts); every
+ * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL, RAW_ALLOW, RAW_LOOSEN, LAYOUT,
+ * FIREWALL_CUSTOM ]` vector holds onevz's own settings (RAW_ALLOW/RAW_LOOSEN:
+ * src/ovz/raw_policy.ts); every
  * other attribute is a default merged into each VM template (see applyDefaults).
  */
 import { z } from "zod";
@@ -27,7 +28,15 @@ export interface DriverConfig {
   defaults: TemplateDoc;
   /** Mistakes in the file that do not stop a deploy (misspelt names), each with its fix. */
   warnings: string[];
+  // -- vzfw: container layout and firewall settings --
+  /** Private area layout vzctl 4.x creates: simfs (a directory, the default) or ploop. */
+  layout: Layout;
+  /** Templates may carry `[CUSTOM]` iptables lines in CONTEXT/FIREWALL (node-wide!). */
+  firewallCustom: boolean;
 }
+
+export type Layout = "simfs" | "ploop";
+export const DEFAULT_LAYOUT: Layout = "simfs";
 
 export const DEFAULT_CONTEXT_DIR = "/mnt";
 export const DEFAULT_NIC_MODEL: NicModel = "venet";
@@ -47,6 +56,13 @@ const settingsSchema = z.object({
   ).default(DEFAULT_NIC_MODEL),
   RAW_ALLOW: z.string().default(""),
   RAW_LOOSEN: z.string().default(""),
+  // -- vzfw --
+  LAYOUT: z.string().transform((s) => s.toLowerCase()).pipe(
+    z.enum(["simfs", "ploop"], "must be simfs or ploop"),
+  ).default(DEFAULT_LAYOUT),
+  FIREWALL_CUSTOM: z.string().transform((s) => s.toLowerCase()).pipe(
+    z.enum(["yes", "no"], "must be yes or no"),
+  ).default("no"),
 }).loose();
 
 /** Parse vmm_ssh_ovz.conf text (null: the file is missing, all built-in defaults). */
@@ -98,5 +114,7 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
     rawPolicy,
     defaults,
     warnings,
+    layout: r.data.LAYOUT as Layout,
+    firewallCustom: r.data.FIREWALL_CUSTOM === "yes",
   };
 }

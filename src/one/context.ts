@@ -29,22 +29,25 @@ export function contextSh(vars: Record<string, string>): string {
     .join("\n") + "\n";
 }
 
-/**
- * The FIREWALL rules as vzfirewall reads them from /etc/vz/conf/CTID.conf: the commented
- * form `#FIREWALL="`, each rule line prefixed by `#` (vzfirewall strips one), `#"`. Lines are
- * trimmed, leading and trailing blank lines dropped. The caller guarantees the text holds
- * no `"` (spec validation). Ends with a newline.
- */
-export function firewallBlock(text: string): string {
-  const lines = text.split(/\r?\n/).map((l) => l.trim());
-  while (lines.length && lines[0] === "") lines.shift();
-  while (lines.length && lines[lines.length - 1] === "") lines.pop();
-  return ['#FIREWALL="', ...lines.map((l) => `#${l}`), '#"'].join("\n") + "\n";
-}
-
 /** Marker lines around the block in the CT config, so redeploys can replace it. */
 export const FIREWALL_BEGIN =
   "# onevz: vzfirewall rules from the OpenNebula template (CONTEXT/FIREWALL)";
+export const FIREWALL_END = "# onevz: end of vzfirewall rules";
+
+/**
+ * The FIREWALL block for /etc/vz/conf/CTID.conf, in the one form every vzfirewall from 1.04
+ * on reads: `FIREWALL="` at the start of a line, one rule per line, `"` alone on the last
+ * line (1.04/1.05 match `^\s*(\w+)\s*=\s*"([^"]*)"` and never see the commented
+ * `#FIREWALL="…"` form; 1.06+ read both, the later one winning, so a second copy would add
+ * nothing). `rules` is spec-validated (src/one/firewall.ts): no `"`, `=`, `$`, backtick or
+ * backslash, so vzctl (which reads the config line by line, keeps lines it does not know on
+ * every `set --save`, and replaces only lines starting with a key it writes) and shell
+ * scripts that source the config leave it inert. Marker lines around it. Ends with a newline.
+ */
+export function firewallBlock(rules: string): string {
+  const lines = rules.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  return [FIREWALL_BEGIN, 'FIREWALL="', ...lines, '"', FIREWALL_END].join("\n") + "\n";
+}
 
 export interface VethIpConfig {
   /** Path inside the container. */

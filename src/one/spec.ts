@@ -58,6 +58,7 @@ import {
 import { DEFAULT_CONTEXT_DIR, DEFAULT_NIC_MODEL, type NicModel } from "./config.ts";
 import { ctidForVmid, DEFAULT_CTID_OFFSET } from "./ctid.ts";
 import { suggest } from "./lint.ts";
+import { parseFirewall } from "./firewall.ts";
 import { type TemplateDoc, values, type Vector, vectors } from "./template.ts";
 
 export interface OsDisk {
@@ -144,6 +145,8 @@ export interface SpecOptions {
   contextDir?: string;
   /** What RAW may do beyond the safe defaults (the defaults file's ONEVZ/RAW_ALLOW …). */
   rawPolicy?: RawPolicy;
+  /** The operator allows `[CUSTOM]` lines in CONTEXT/FIREWALL (ONEVZ FIREWALL_CUSTOM). */
+  firewallCustom?: boolean;
 }
 
 // ---------- atoms ----------
@@ -496,7 +499,7 @@ function parseNics(doc: TemplateDoc, nicModel: NicModel): NicSpec[] {
   });
 }
 
-function parseContext(doc: TemplateDoc): ContextSpec | undefined {
+function parseContext(doc: TemplateDoc, opts: SpecOptions): ContextSpec | undefined {
   const vs = values(doc, "CONTEXT");
   if (vs.length === 0) return undefined;
   if (typeof vs[0] === "string") fail("CONTEXT", "expected a vector CONTEXT = [ … ]");
@@ -529,7 +532,10 @@ function parseContext(doc: TemplateDoc): ContextSpec | undefined {
     if (hasControlChar(c.FIREWALL, "\t\n\r")) {
       fail("CONTEXT/FIREWALL", "contains a control character");
     }
-    ctx.firewall = c.FIREWALL;
+    // Only rules about this container's own addresses (src/one/firewall.ts), normalized.
+    const fw = parseFirewall(c.FIREWALL, { allowCustom: opts.firewallCustom });
+    if (!fw.ok) fail("CONTEXT/FIREWALL", fw.message);
+    ctx.firewall = fw.rules;
   }
   return ctx;
 }
@@ -624,7 +630,7 @@ export function toSpec(doc: TemplateDoc, opts: SpecOptions = {}): VmSpec {
     ? `DISK ${osDisk.diskId}/DISKINODES`
     : "DISKINODES";
   const nics = parseNics(doc, opts.nicModel ?? DEFAULT_NIC_MODEL);
-  const context = parseContext(doc);
+  const context = parseContext(doc, opts);
   const raw = parseRaw(doc);
   const spec: VmSpec = {
     vmid,

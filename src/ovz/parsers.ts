@@ -294,11 +294,13 @@ export function parseVenetstat(text: string): Map<number, IfaceCounters> {
 // CTID.conf and vz.conf
 
 /**
- * Parse a vzctl configuration file (CTID.conf, vz.conf, ve-*.conf-sample) the way vzctl's
- * `parse_line` does: backslash escapes are removed first (`\x` → `x`); blank lines and lines
- * starting with `#` are skipped; trailing blanks and one trailing `"` are dropped; the key is
- * everything before the first `=`; one leading `"` of the value is dropped. A value is the
- * rest of its line (no multi-line values). The last occurrence of a key wins.
+ * Parse a vzctl configuration file (CTID.conf, vz.conf, ve-*.conf-sample) the way vzctl
+ * 4.x's `parse_line` reads it: backslash escapes are removed first (`\x` → `x`); blank lines
+ * and lines starting with `#` are skipped; surrounding blanks dropped; the key is everything
+ * before the first `=` (a line without one is skipped, as the lines of a multi-line
+ * FIREWALL value are); a quoted value ends at the line's last `"` (no closing quote: the
+ * line is skipped). The **first** occurrence of a key wins, as in vzctl (which warns
+ * `duplicate for KEY, ignored` about the others).
  */
 export function parseVzConf(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -310,14 +312,17 @@ export function parseVzConf(text: string): Record<string, string> {
     }
     line = line.replace(/^\s+/, "").replace(/\s+$/, "");
     if (!line || line.startsWith("#")) continue;
-    if (line.endsWith('"')) line = line.slice(0, -1);
     const eq = line.indexOf("=");
     if (eq <= 0) continue;
     const key = line.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) continue;
     let value = line.slice(eq + 1);
-    if (value.startsWith('"')) value = value.slice(1);
-    out[key] = value;
+    if (value.startsWith('"')) {
+      const close = value.lastIndexOf('"');
+      if (close === 0) continue; // unmatched quote
+      value = value.slice(1, close);
+    }
+    if (!Object.hasOwn(out, key)) out[key] = value;
   }
   return out;
 }

@@ -26,10 +26,10 @@
  * (VSwap configs require SWAPPAGES).
  */
 import { InvalidInputError } from "../cli/errors.ts";
+import type { Layout } from "../one/config.ts";
 import {
   bootScriptPath,
   contextSh,
-  FIREWALL_BEGIN,
   firewallBlock,
   interfacesStanza,
   networkBlockMarkers,
@@ -67,6 +67,9 @@ export interface NodeFacts {
    * layout as vzctl does; undefined: vzctl's stock set (plan, or a node that was not read).
    */
   distNames?: string[];
+  /** `--layout` for vzctl create: always given on vzctl 4.x (its stock default is ploop),
+   * undefined on 3.0.x, which has neither the option nor ploop. */
+  layout?: Layout;
 }
 
 export interface PlanStep {
@@ -94,6 +97,9 @@ export interface DeployPlan {
     images: string;
     private: string;
     root: string;
+    /** Where the container's files are while deploy writes them: the private area (simfs),
+     * or VE_ROOT with the ploop image mounted there. */
+    guest: string;
     /** R/disk.<os DISK_ID>: the OS template image placed by the TM. */
     osImage: string;
     /** $TEMPLATE/cache/<name><ext> */
@@ -287,7 +293,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     facts.distNames ? "the node's /etc/vz/dists" : undefined,
   );
   if (layout.assumed) warnings.push(layout.assumed);
-  const guest = layout.family === "debian" ? "Debian/Ubuntu" : "Red Hat";
+  const family = layout.family === "debian" ? "Debian/Ubuntu" : "Red Hat";
 
   steps.push({
     kind: "place-template",
@@ -311,6 +317,9 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     root,
   ];
   if (facts.configSample) create.push("--config", facts.configSample);
+  if (facts.layout) create.push("--layout", facts.layout);
+  // ploop: the files live in an image, reachable only while the CT is mounted at VE_ROOT
+  const guest = facts.layout === "ploop" ? root : priv;
   steps.push({
     kind: "run",
     argv: create,
@@ -329,16 +338,17 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
   let contextSource: string | undefined;
   let contextTarget: string | undefined;
   const ctx = spec.context;
+  const guestSteps: Step[] = [];
   if (ctx) {
     contextSource = facts.contextDirOnNode ?? `${images}/disk.${spec.diskCount}`;
-    contextTarget = `${priv}${spec.contextDir}`;
-    steps.push({
+    contextTarget = `${guest}${spec.contextDir}`;
+    guestSteps.push({
       kind: "copy-dir",
       from: contextSource,
       to: contextTarget,
       why: `context files (context.sh, FILES) into ${spec.contextDir} in the container`,
     });
-    steps.push({
+    guestSteps.push({
       kind: "write-file",
       path: `${contextTarget}/context.sh`,
       content: contextSh(ctx.vars),
@@ -346,11 +356,11 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
       why: "context.sh with the CONTEXT variables, when the TM did not provide one",
     });
     if (ctx.files.some((f) => basename(f) === "init.sh")) {
-      steps.push({
+      guestSteps.push({
         kind: "append-line",
-        path: `${priv}${bootScriptPath(layout.family)}`,
+        path: `${guest}${bootScriptPath(layout.family)}`,
         line: rcLocalLine(spec.contextDir),
-        why: `run the context init.sh at every boot from the ${guest} guest's rc.local ` +
+        why: `run the context init.sh at every boot from the ${family} guest's rc.local ` +
           "(before a final exit; skipped when already present)",
       });
     }
@@ -359,11 +369,11 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     if (nic.model !== "veth" || !nic.ip) continue;
     const addr = { netmask: ctx?.netmask, gateway: nic.index === 0 ? ctx?.gateway : undefined };
     const why = `static IP ${nic.ip} for veth ${nic.ifname} (NIC ${nic.index}), read by the ` +
-      `${guest} guest's network service at boot`;
+      `${family} guest's network service at boot`;
     if (layout.family === "debian") {
-      steps.push({
+      guestSteps.push({
         kind: "put-block",
-        path: `${priv}/etc/network/interfaces`,
+        path: `${guest}/etc/network/interfaces`,
         ...networkBlockMarkers(nic.ifname!),
         text: interfacesStanza(nic.ifname!, nic.ip, addr),
         why,
@@ -371,19 +381,31 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
       continue;
     }
     const cfg = vethIpConfig(nic.ifname!, nic.ip, { ...addr, mac: nic.mac });
-    steps.push({
+    guestSteps.push({
       kind: "write-file",
-      path: `${priv}${cfg.path}`,
+      path: `${guest}${cfg.path}`,
       content: cfg.content,
       ifAbsent: false,
       why,
     });
   }
+  if (guestSteps.length && facts.layout === "ploop") {
+    steps.push({
+      kind: "run",
+      argv: ["vzctl", "--quiet", "mount", ctid],
+      why: `mount the ploop image of CT ${ctid} at ${root} to write the files below`,
+    });
+    steps.push(...guestSteps, {
+      kind: "run",
+      argv: ["vzctl", "--quiet", "umount", ctid],
+      why: `unmount the ploop image of CT ${ctid}`,
+    });
+  } else steps.push(...guestSteps);
   if (ctx?.firewall !== undefined) {
     steps.push({
       kind: "append-config",
       path: ctConfig,
-      text: `${FIREWALL_BEGIN}\n${firewallBlock(ctx.firewall)}`,
+      text: firewallBlock(ctx.firewall),
       why: "vzfirewall rules (CONTEXT/FIREWALL) in the CT config, applied by the vzfirewall hook",
     });
   }
@@ -400,6 +422,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
       images,
       private: priv,
       root,
+      guest,
       osImage,
       templateFile,
       contextSource,
@@ -412,7 +435,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     notes: [
       ...spec.notes,
       ...notes,
-      `guest layout: ${guest} (${layout.dist ? `dists/${layout.dist}.conf` : "dists/default"})`,
+      `guest layout: ${family} (${layout.dist ? `dists/${layout.dist}.conf` : "dists/default"})`,
     ],
     warnings,
   };

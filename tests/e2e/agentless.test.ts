@@ -279,7 +279,11 @@ async function deploy(s: Setup, node: string, xml: string) {
   const R = imagesDir(s.bed, VID);
   assert.equal(await Deno.readTextFile(local(s.bed, node, `${R}/deployment.0`)), xml);
   const vz = argvs(await newCalls(s.bed, node, c0), "vzctl").map((a) => a[0]);
-  assert.deepEqual(vz.filter((a) => a !== "status"), ["create", "set", "start"], vz.join());
+  assert.deepEqual(
+    vz.filter((a) => a !== "status"),
+    ["--version", "create", "set", "start"],
+    vz.join(),
+  );
   // The context files came from where the TM put them (R/disk.2) into the container.
   assert.equal(
     await Deno.readTextFile(local(s.bed, node, `${R}/private/mnt/id_rsa.pub`)),

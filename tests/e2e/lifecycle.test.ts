@@ -99,7 +99,11 @@ async function lifecycle(bed: Bed) {
   assert.ok(!dep.command.includes(" -n "), "deploy gets the deployment file on stdin");
   assert.deepEqual(await Deno.readFile(local(bed, "cn1", `${R}/deployment.0`)), VPS145);
   const depVz = argvs(await newCalls(bed, "cn1", c0), "vzctl").map((a) => a[0]);
-  assert.deepEqual(depVz.filter((a) => a !== "status"), ["create", "set", "start"], depVz.join());
+  assert.deepEqual(
+    depVz.filter((a) => a !== "status"),
+    ["--version", "create", "set", "start"],
+    depVz.join(),
+  );
   assert.equal(
     await Deno.readTextFile(local(bed, "cn1", `${R}/private/mnt/id_rsa.pub`)),
     "ssh-rsa AAAA e2e\n",

@@ -199,7 +199,7 @@ async function fullCycle(
   );
   assert.deepEqual(
     argvs(await newCalls(bed, "cn1", c0), "vzctl").map((a) => a[0]).filter((a) => a !== "status"),
-    ["create", "set", "start"],
+    ["--version", "create", "set", "start"],
   );
   assert.match(await ctStatus(bed, "cn1", e.ctid), /exist mounted running/);
   assert.ok(exists(bed, "cn1", `${R}/private/mnt/context.sh`), "context files in /mnt");

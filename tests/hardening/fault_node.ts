@@ -64,6 +64,7 @@ const READERS = new Set(["cat", "test", "od", "cmp", "find", "stat", "ls", "vzli
 function mutating(argv: readonly string[]): boolean {
   if (READERS.has(argv[0])) return false;
   if (argv[0] === "vzctl") return !argv.includes("status") && !argv.includes("--version");
+  if (argv[0] === "sh" && argv[2] === "command -v vzfirewall") return false; // deploy's look-up
   return true;
 }
 
@@ -286,6 +287,10 @@ export async function simVm(
         `${r}/private`,
         "--root",
         `${r}/root`,
+        // as deploy does on vzctl 4.x (stock default: ploop)
+        ...(JSON.parse(await Deno.readTextFile(`${node.root}/sim/node.json`)).vzctl.startsWith("4")
+          ? ["--layout", "simfs"]
+          : []),
       ],
       ["set", ctid, "--ipadd", `10.1.0.${vid}`, "--save"],
       ...(opts.start === false ? [] : [["start", ctid]]),

@@ -149,7 +149,7 @@ Deno.test({
           // A step with a fallback by design (hard link → copy): the deploy must be complete.
           const conf = await Deno.readTextFile(`${node.root}/etc/vz/conf/1045.conf`);
           assert.match(ct, /running/, `#${k} ${host.failed}`);
-          assert.match(conf, /^#FIREWALL="/m, `#${k} ${host.failed}`);
+          assert.match(conf, /^FIREWALL="/m, `#${k} ${host.failed}`);
           assert.equal(r.out, "1045\n");
           recovered.push(host.failed ?? "");
           await reset();
@@ -377,7 +377,7 @@ Deno.test({
       assert.match(await status(node, 1045), /running/);
       const conf = await Deno.readTextFile(`${node.root}/etc/vz/conf/1045.conf`);
       assert.match(conf, /^KMEMSIZE="14372700:14790164"$/m);
-      assert.match(conf, /^#FIREWALL="/m);
+      assert.match(conf, /^FIREWALL="/m);
       assert.equal(await Deno.readTextFile(`${images}/deployment.0`), VPS145);
       assert.ok(existsSync(`${images}/private/mnt/context.sh`));
       // The stale lock does not block the next action.
@@ -414,7 +414,7 @@ Deno.test({
         "the settings of the killed run are applied",
       );
       assert.match(conf, /^IP_ADDRESS="111.111.111.111"$/m);
-      assert.match(conf, /^#FIREWALL="/m);
+      assert.match(conf, /^FIREWALL="/m);
       assert.ok(existsSync(`${images}/private/mnt/context.sh`));
     } finally {
       await node.cleanup();

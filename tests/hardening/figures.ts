@@ -221,8 +221,12 @@ export function planViolations(spec: VmSpec, flavour: "ubc" | "vswap" = "ubc"): 
           !p.slice(PLAN_FACTS.templateCacheDir.length + 1).includes("/"));
       if (!ok) bad.push(`${f.kind} path ${p} escapes`);
     }
-    if (f.kind === "append-config" && /"/.test(f.text.split("\n").slice(2, -2).join("\n"))) {
-      bad.push(`'"' inside the FIREWALL block`);
+    // marker, FIREWALL=", the rules, ", end marker: nothing inside may end the value or be
+    // read by vzctl (KEY=) or a shell ($, backtick, backslash)
+    if (
+      f.kind === "append-config" && /["=$`\\]/.test(f.text.split("\n").slice(2, -3).join("\n"))
+    ) {
+      bad.push(`'"', '=', '$', backtick or backslash inside the FIREWALL block`);
     }
   }
   return bad;

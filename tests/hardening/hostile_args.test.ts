@@ -39,6 +39,8 @@ Deno.test("hostile arguments: nothing runs, nothing is written, canaries stay un
       `${r}/private`,
       "--root",
       `${r}/root`,
+      "--layout",
+      "simfs",
     ]);
     assert.equal(mk.code, 0, mk.stderr);
     await node.tool("vzctl", ["start", "1045"]);

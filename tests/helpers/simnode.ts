@@ -30,7 +30,15 @@ export interface SimNode {
 }
 
 export async function makeSimNode(
-  opts: { flavour?: "ubc" | "vswap"; vzctl?: string; templates?: string[] } = {},
+  opts: {
+    flavour?: "ubc" | "vswap";
+    vzctl?: string;
+    templates?: string[];
+    /** More `ovzsim init` options (--ploop, --vzfirewall 1.04, …). */
+    init?: string[];
+    /** The driver's defaults file (ONEVZ_DEFAULTS), instead of the fixture's. */
+    defaults?: string;
+  } = {},
 ): Promise<SimNode> {
   const dir = await Deno.makeTempDir({ prefix: "onevz-node-" });
   const root = join(dir, "sim");
@@ -40,12 +48,13 @@ export async function makeSimNode(
     PATH: `${SIM_BIN}:${Deno.env.get("PATH")}`,
     OVZ_SIM_ROOT: root,
     ONEVZ_SYSROOT: root,
-    ONEVZ_DEFAULTS: `${REPO}/fixtures/templates/vmm_ssh_ovz.conf`,
+    ONEVZ_DEFAULTS: opts.defaults ?? `${REPO}/fixtures/templates/vmm_ssh_ovz.conf`,
     NO_COLOR: "1",
   };
   const tool = (name: string, args: string[]) => run(`${SIM_BIN}/${name}`, args, { env });
   const init = ["init", root, "--flavour", opts.flavour ?? "ubc", "--hostname", "cn1"];
   if (opts.vzctl) init.push("--vzctl", opts.vzctl);
+  init.push(...(opts.init ?? []));
   // A cached template unrelated to the fixtures' images, so it never shadows them.
   for (const t of opts.templates ?? ["debian-7.0-x86_64"]) init.push("--template", t);
   const r = await tool("ovzsim", init);
@@ -77,6 +86,34 @@ export async function makeSimNode(
     },
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
+}
+
+/**
+ * The epilog of a shutdown as one_tm runs it on this node (TM actions on `localhost:`): for a
+ * saved disk, `MV node:R/disk.<disk> <fe>/<vid>/disk.<disk>` (the saved image, made from the
+ * container's files), then `DELETE node:R`. Returns the saved image's path on the "front-end".
+ */
+export async function runEpilog(
+  node: SimNode,
+  vid: number,
+  opts: { savedDisk?: number } = {},
+): Promise<string | undefined> {
+  const r = `${node.vmDir}${vid}/images`;
+  const tm = (action: string, args: string[]) =>
+    run(DENO, ["run", "-A", "--quiet", `${REPO}/main.ts`, action, ...args], {
+      env: { ...node.env, ONEVZ_VM_DIR: node.vmDir, ONEVZ_NODE_SYSROOT: node.root },
+    });
+  let saved: string | undefined;
+  if (opts.savedDisk !== undefined) {
+    const fe = join(node.dir, "fe", String(vid));
+    await Deno.mkdir(fe, { recursive: true });
+    saved = join(fe, `disk.${opts.savedDisk}`);
+    const mv = await tm("tm-mv", [`localhost:${r}/disk.${opts.savedDisk}`, saved]);
+    if (mv.code !== 0) throw new Error(`epilog MV failed: ${mv.stderr}`);
+  }
+  const del = await tm("tm-delete", [`localhost:${r}`]);
+  if (del.code !== 0) throw new Error(`epilog DELETE failed: ${del.stderr}`);
+  return saved;
 }
 
 /** A small but real OS template tarball (compressed as asked), as bytes. */

@@ -50,9 +50,21 @@ export function read(p: string): string {
   return Deno.readTextFileSync(p);
 }
 
-/** Create CT ctid from centos-6-x86_64 with an IP and hostname. */
+/** Create CT ctid from centos-6-x86_64 (simfs on vzctl 4.x, whose stock default is ploop). */
 export async function mkCt(root: string, ctid: number, ...extra: string[]): Promise<Res> {
-  const r = await vzctl(root, "create", String(ctid), "--ostemplate", "centos-6-x86_64", ...extra);
+  const info = JSON.parse(read(`${root}/sim/node.json`));
+  const layout = parseInt(info.vzctl, 10) >= 4 && !extra.includes("--layout")
+    ? ["--layout", "simfs"]
+    : [];
+  const r = await vzctl(
+    root,
+    "create",
+    String(ctid),
+    "--ostemplate",
+    "centos-6-x86_64",
+    ...layout,
+    ...extra,
+  );
   if (r.code !== 0) throw new Error(`create failed: ${r.stderr}`);
   return r;
 }

@@ -105,7 +105,7 @@ Deno.test("vzfirewall: rules, IP_ADDRESS required, Nothing is changed (255), -f"
       r.stdout,
     );
     assert.ok(r.stdout.endsWith(
-      "-A FORWARD -d 10.0.0.101 -j vzfw-deny\n\n\n##\n## Outgoing connections are permitted.\n##\n-A FORWARD -s 10.0.0.101 -j ACCEPT\n\n\n##\n## Default action for incoming packets - reject.\n##\n-A INPUT -j vzfw-deny\n-A FORWARD -j vzfw-deny\nCOMMIT\n",
+      "-A INPUT -j vzfw-deny\n-A FORWARD -d 10.0.0.101 -j vzfw-deny\n\n\n##\n## Outgoing connections are permitted.\n##\n-A OUTPUT -j ACCEPT\n-A FORWARD -s 10.0.0.101 -j ACCEPT\n\n\n##\n## Default action for incoming packets - reject.\n##\n-A INPUT -j vzfw-deny\n-A FORWARD -j vzfw-deny\nCOMMIT\n",
     ));
     r = await run(root, "vzfirewall", ["-a"]);
     assert.equal(r.code, 0);
@@ -174,7 +174,7 @@ Deno.test("ovzsim: call log, faults (--times, wildcard, --hang), clear-faults, u
     const calls = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
     assert.deepEqual(calls[0], {
       tool: "vzctl",
-      argv: ["create", "101", "--ostemplate", "centos-6-x86_64"],
+      argv: ["create", "101", "--ostemplate", "centos-6-x86_64", "--layout", "simfs"],
       exit: 0,
     });
     assert.deepEqual(calls.slice(1, 4).map((c) => c.exit), [33, 0, 33]);

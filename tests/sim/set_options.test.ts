@@ -152,7 +152,8 @@ Deno.test("vzctl set: every option onevz can pass is taken and stored as vzctl 4
   try {
     const conf = `${root}/etc/vz/conf/101.conf`;
     for (const c of STORED) {
-      Deno.writeTextFileSync(conf, "");
+      // A simfs container's config: a stock vz.conf says ploop, where --diskspace needs ploop.
+      Deno.writeTextFileSync(conf, 'VE_LAYOUT="simfs"\n');
       if (c.before) {
         const b = await vzctl(root, "set", "101", ...c.before, "--save");
         assert.equal(b.code, 0, `${c.opt} setup: ${b.stderr}`);

@@ -54,19 +54,23 @@ Deno.test("context.sh: ASCII order, hostile values are inert when sourced", asyn
   assert.equal(shDoubleQuote('a"$`\\'), '"a\\"\\$\\`\\\\"');
 });
 
-Deno.test("firewall block: vzfirewall's commented FIREWALL form", () => {
-  const text =
-    "\n                [*]\n                111.111.111.0/24\n\n                [22]\n                222.222.222.0/16\n               ";
+Deno.test("firewall block: the uncommented form, read alike by vzfirewall 1.04/1.05 and 1.06+", () => {
+  const rules = "[*]\n111.111.111.0/24\n[22]\n222.222.222.0/16";
+  const block = firewallBlock(rules);
   assert.equal(
-    firewallBlock(text),
-    '#FIREWALL="\n#[*]\n#111.111.111.0/24\n#\n#[22]\n#222.222.222.0/16\n#"\n',
+    block,
+    "# onevz: vzfirewall rules from the OpenNebula template (CONTEXT/FIREWALL)\n" +
+      'FIREWALL="\n[*]\n111.111.111.0/24\n[22]\n222.222.222.0/16\n"\n' +
+      "# onevz: end of vzfirewall rules\n",
   );
-  // vzfirewall's parser: m/^([#](?=FIREWALL))? (\w+) \s* = \s* " ([^\"]*) "/mx, one # stripped per line
-  const block = firewallBlock(text);
-  const m = /^(#(?=FIREWALL))?(\w+)\s*=\s*"([^"]*)"/m.exec(block)!;
-  assert.equal(m[2], "FIREWALL");
-  const rules = m[3].split("\n").map((l) => l.replace(/^#/, "")).filter((l) => l !== "");
-  assert.deepEqual(rules, ["[*]", "111.111.111.0/24", "[22]", "222.222.222.0/16"]);
+  // The parse regexes of vzfirewall-versions.md, applied to a config holding the block.
+  const conf = `VE_LAYOUT="simfs"\nIP_ADDRESS="10.0.0.5"\n${block}`;
+  const v104 = [...conf.matchAll(/^\s*(\w+)\s*=\s*"([^"]*)"/gm)].filter((m) => m[1] === "FIREWALL");
+  const v106 = [...conf.matchAll(/^([#](?=FIREWALL))?(\w+)\s*=\s*"([^"]*)"/gm)]
+    .filter((m) => m[2] === "FIREWALL");
+  const lines = (v: string) => v.split("\n").filter((l) => l !== "");
+  assert.deepEqual(lines(v104.at(-1)![2]), lines(rules));
+  assert.deepEqual(lines(v106.at(-1)![3]), lines(rules));
 });
 
 Deno.test("veth IP config: CentOS ifcfg file", () => {

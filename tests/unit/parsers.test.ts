@@ -236,7 +236,7 @@ Deno.test("CTID.conf / vz.conf: vzctl quoting rules, last key wins, $VEID", () =
     "not a key line",
     '#FIREWALL="',
   ].join("\n"));
-  assert.equal(conf.HOSTNAME, "b");
+  assert.equal(conf.HOSTNAME, "a"); // the first occurrence wins, as in vzctl
   assert.equal(conf.VE_ROOT, "/vz/root/$VEID");
   assert.equal(expandVeid(conf.VE_PRIVATE, 101), "/vz/private/101");
   assert.equal(expandVeid("/x/${VEID}/y", 7), "/x/7/y");

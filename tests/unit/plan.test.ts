@@ -128,6 +128,7 @@ Deno.test("plan: vps145 file work, in order", () => {
     images: R,
     private: `${R}/private`,
     root: `${R}/root`,
+    guest: `${R}/private`,
     osImage: `${R}/disk.0`,
     templateFile: "/vz/template/cache/centos-5-x86.tar.bz2",
     contextSource: `${R}/disk.2`,
@@ -163,7 +164,7 @@ Deno.test("plan: vps145 file work, in order", () => {
     assert.equal(fw.path, "/etc/vz/conf/1045.conf");
     assert.match(
       fw.text,
-      /\n#FIREWALL="\n#\[\*\]\n#111\.111\.111\.0\/24\n#\n#\[22\]\n#222\.222\.222\.0\/16\n#"\n$/,
+      /\nFIREWALL="\n\[\*\]\n111\.111\.111\.0\/24\n\[22\]\n222\.222\.222\.0\/16\n"\n# onevz: end of vzfirewall rules\n$/,
     );
   }
   const withCtx = planDeploy(
@@ -312,7 +313,7 @@ Deno.test("onevz plan: prints quoted commands with why comments; exit 3 on inval
   assert.equal(cmds.length, 3);
   assert.equal(
     cmds[0],
-    "vzctl --quiet create 1045 --ostemplate centos-5-x86 --private '/var/lib/one vms/45/images/private' --root '/var/lib/one vms/45/images/root'",
+    "vzctl --quiet create 1045 --ostemplate centos-5-x86 --private '/var/lib/one vms/45/images/private' --root '/var/lib/one vms/45/images/root' --layout simfs",
   );
   assert.match(cmds[1], / --swappages 0:1024M /);
   for (const c of cmds) assert.match(lines[lines.indexOf(c) - 1], /^# /);

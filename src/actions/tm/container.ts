@@ -4,6 +4,7 @@
  * copy), the container registered there and its state, and how tar keeps what a private area
  * holds (owners, modes, device nodes, xattrs and ACLs) on this node's tar.
  */
+import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import {
   cleanPath,
@@ -79,4 +80,34 @@ export async function xattrOptions(host: Host): Promise<string[]> {
 /** Options both ends understand (a pax archive with xattrs is read by both). */
 export function commonOptions(a: string[], b: string[]): string[] {
   return a.filter((o) => b.includes(o));
+}
+
+/**
+ * Run `fn` with the directory holding the container's files. simfs: the private area itself.
+ * ploop: the private area is an image (root.hdd/), not an OS template; its files are the
+ * mounted VE_ROOT (`vzctl mount`, as vzctl itself does for postcreate and runscript), and
+ * the container is unmounted again afterwards.
+ */
+export async function withContainerFiles<T>(
+  host: Host,
+  disk: ContainerDisk,
+  fn: (dir: string) => Promise<T>,
+): Promise<T> {
+  const ct = disk.ct;
+  const ploop = ct?.conf.VE_LAYOUT?.startsWith("ploop") ||
+    await host.exists(`${disk.privateDir}/root.hdd`, P);
+  if (!ploop) return await fn(disk.privateDir);
+  if (!ct?.rootDir) {
+    throw new OnevzError(
+      `${disk.privateDir} is a ploop image and no container config names it (or it has no ` +
+        `VE_ROOT): its files cannot be read without mounting it`,
+    );
+  }
+  const id = String(ct.ctid);
+  await host.run(["vzctl", "--quiet", "mount", id], P);
+  try {
+    return await fn(ct.rootDir);
+  } finally {
+    await host.run(["vzctl", "--quiet", "umount", id], P);
+  }
 }

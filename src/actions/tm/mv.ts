@@ -52,6 +52,7 @@ import {
   type ContainerDisk,
   containerOsDisk,
   vzctlStatus,
+  withContainerFiles,
   xattrOptions,
 } from "./container.ts";
 
@@ -262,14 +263,15 @@ async function saveContainerDisk(
   const staged = tempName(p.final);
   try {
     log(`Archiving ${disk.privateDir} (${ext}) as the saved ${what}`);
-    const { bytes } = await pipe(
-      {
-        host: from,
-        argv: ["tar", "--numeric-owner", `-c${flag}f`, "-", "-C", disk.privateDir, "."],
-        privileged: true,
-      },
-      { host: to, argv: ["dd", `of=${staged}`, "bs=1M", "status=none"], ...dstPriv },
-    );
+    const { bytes } = await withContainerFiles(from, disk, (files) =>
+      pipe(
+        {
+          host: from,
+          argv: ["tar", "--numeric-owner", `-c${flag}f`, "-", "-C", files, "."],
+          privileged: true,
+        },
+        { host: to, argv: ["dd", `of=${staged}`, "bs=1M", "status=none"], ...dstPriv },
+      ));
     await to.run(verify(staged), dstPriv).catch((e) => {
       throw new OnevzError(`the archive of ${disk.privateDir} does not verify: ${e.message}`);
     });

@@ -5,7 +5,8 @@
  *  1. read the deployment document (stdin under one_vmm_ssh; the front-end file in agentless
  *     mode) and validate it completely — nothing is run or written before this succeeds;
  *  2. look at the node: kernel flavour, $TEMPLATE, the OS image the TM placed, the dists
- *     vzctl knows; template mistakes that do not stop it are warned about on stderr;
+ *     vzctl knows, the vzctl version (create's --layout) and vzfirewall (warnings about
+ *     FIREWALL); template mistakes that do not stop it are warned about on stderr;
  *  3. under the container's lock: finish what a killed deploy of this VM left (only a
  *     container it created and never started is rebuilt), and keep a copy of the document at
  *     <deployment_file> (later actions read it);
@@ -42,6 +43,7 @@ import {
 } from "../../ovz/container.ts";
 import { parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
 import { type DeployPlan, type Flavour, planDeploy, type Step } from "../../ovz/plan.ts";
+import { clearLeftoverConfig, observeTools, warnAboutVzfirewall } from "./deploy_node.ts";
 import { type Facts, makeDirs, runStep, writeCopy } from "./deploy_steps.ts";
 import { loadDriverConfig, readDeploymentInput } from "./input.ts";
 
@@ -58,8 +60,12 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     );
   }
 
-  const facts = await observeNode(host, spec, input.vmDir);
-  const plan = planDeploy(spec, facts);
+  const [facts, tools] = await Promise.all([
+    observeNode(host, spec, input.vmDir),
+    observeTools(host, config.layout),
+  ]);
+  const plan = planDeploy(spec, { ...facts, layout: tools.layout });
+  warnAboutVzfirewall(ctx, spec, tools);
   for (const w of plan.warnings) ctx.io.err(`onevz: deploy: warning: ${w.replaceAll("\n", " ")}\n`);
 
   const rollback = new Rollback();
@@ -70,6 +76,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     });
     try {
       await finishInterrupted(ctx, host, plan);
+      await clearLeftoverConfig(ctx, host, plan);
       await writeCopy(host, input.nodePath, input.xml, rollback);
       // Adoption runs under the lock too, so it never starts a container another deploy is
       // still configuring; it never discards anything.
@@ -143,6 +150,7 @@ export function specFromXml(xml: string, config: DriverConfig): VmSpec {
     nicModel: config.nicModel,
     contextDir: config.contextDir,
     rawPolicy: config.rawPolicy,
+    firewallCustom: config.firewallCustom,
   });
   spec.warnings.unshift(...config.warnings, ...lintTemplate(template));
   return spec;

@@ -7,7 +7,7 @@ import { posix } from "node:path";
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import type { Rollback } from "../../host/rollback.ts";
-import { FIREWALL_BEGIN, withBootLine, withMarkedBlock } from "../../one/context.ts";
+import { FIREWALL_BEGIN, FIREWALL_END, withBootLine, withMarkedBlock } from "../../one/context.ts";
 import type { Flavour } from "../../ovz/plan.ts";
 import type { DeployPlan, Step } from "../../ovz/plan.ts";
 
@@ -74,6 +74,12 @@ export async function runStep(
         });
       }
       await host.run(step.argv, P);
+      if (action === "mount") {
+        // vzctl destroy refuses a mounted CT: the undo of later steps needs it unmounted
+        rb.add(`mounted container ${ctid}`, async () => {
+          await host.run(["vzctl", "--quiet", "umount", ctid], { ...P, check: false });
+        });
+      }
       if (action === "start") {
         rb.add(`running container ${ctid}`, () => host.run(["vzctl", "--quiet", "stop", ctid], P));
       }
@@ -82,16 +88,16 @@ export async function runStep(
     case "place-template":
       return await placeTemplate(host, facts, step.to, rb);
     case "copy-dir":
-      return await copyContextDir(host, plan.paths.private, step.from, step.to, needFiles);
+      return await copyContextDir(host, plan.paths.guest, step.from, step.to, needFiles);
     case "write-file": {
-      await safeParentDir(host, plan.paths.private, step.path);
+      await safeParentDir(host, plan.paths.guest, step.path);
       if (step.ifAbsent && await host.exists(step.path, P)) return;
       await host.remove(step.path, P); // never write through a link the template shipped
       await host.writeFileAtomic(step.path, step.content, { ...P, mode: 0o644 });
       return;
     }
     case "append-line": {
-      await safeParentDir(host, plan.paths.private, step.path);
+      await safeParentDir(host, plan.paths.guest, step.path);
       if (await host.isSymlink(step.path, P)) {
         throw new OnevzError(`${step.path} is a symbolic link in the OS template: not appending`);
       }
@@ -153,13 +159,17 @@ async function createAdopting(
   await host.remove(adopt.scratch, { ...P, recursive: true });
 }
 
-/** Drop an earlier onevz FIREWALL block (marker line through the closing `#"`). */
+/**
+ * Drop an earlier onevz FIREWALL block: the marker line through the line that closes the
+ * value (`"`, or `#"` in the commented form older onevz versions wrote) and the end marker.
+ */
 export function withoutOnevzBlock(conf: string): string {
   const lines = conf.split("\n");
   const start = lines.indexOf(FIREWALL_BEGIN);
   if (start < 0) return conf.endsWith("\n") || conf === "" ? conf : conf + "\n";
   let end = start + 1;
-  while (end < lines.length && lines[end] !== '#"') end++;
+  while (end < lines.length && lines[end] !== '"' && lines[end] !== '#"') end++;
+  if (lines[end + 1] === FIREWALL_END) end++;
   lines.splice(start, end - start + 1);
   const out = lines.join("\n");
   return out.endsWith("\n") || out === "" ? out : out + "\n";

@@ -3,7 +3,8 @@
  *  1. The CTID: the second argument (patched one_vmm_ssh.rb), else the record save wrote
  *     (<checkpoint>.onevz.json), else the VM id in `…/<vid>/images/checkpoint` + CTID_OFFSET.
  *  2. No CTID.conf on this node (cold migration moved R here): put back the copy save kept in
- *     <dir>/ctid.conf (VE_PRIVATE/VE_ROOT still point into R); removed again if restore fails.
+ *     <dir>/ctid.conf (VE_PRIVATE/VE_ROOT still point into R; VE_LAYOUT added when the copy
+ *     lacks it); removed again if restore fails.
  *  3. Under the lock: the container must not be running; restore from a hard link (or copy)
  *     of the checkpoint, because vzctl ≥ 4.0 deletes the dump it restored from, and
  *     OpenNebula's checkpoint file must still exist afterwards.
@@ -92,7 +93,15 @@ async function ensureConfig(
   const path = confPathFor(ctx.host, ctid);
   const ct = describeContainer(ctid, path, copy);
   checkpointInside(checkpoint, ct.imagesDir);
-  await ctx.host.writeFileAtomic(path, copy, { privileged: true, mode: 0o644 });
+  // A config without VE_LAYOUT (saved on a vzctl 3.0.x node) makes vzctl 4.x take the CT for
+  // ploop (and a later create of this CTID try ploop): complete it from the private area.
+  const ploop = await ctx.host.exists(`${ct.privateDir}/root.hdd`, { privileged: true });
+  const text = ct.conf.VE_LAYOUT === undefined
+    ? `${copy}${copy === "" || copy.endsWith("\n") ? "" : "\n"}VE_LAYOUT="${
+      ploop ? "ploop" : "simfs"
+    }"\n`
+    : copy;
+  await ctx.host.writeFileAtomic(path, text, { privileged: true, mode: 0o644 });
   return { ct, created: true };
 }
 
