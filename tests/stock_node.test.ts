@@ -67,7 +67,7 @@ Deno.test("stock 4.11.1 node (VE_LAYOUT=ploop, kernel without ploop): deploy cre
 Deno.test("ploop-capable stock node: the SAVE=yes image is an OS template, and deploys again", async () => {
   const node = await makeSimNode({ init: ["--ploop"] });
   try {
-    const images = await prolog(node, 45);
+    await prolog(node, 45);
     assert.equal((await node.action("deploy", DEPLOY(node), VPS145)).code, 0);
     assert.match(await conf(node), /^VE_LAYOUT="simfs"$/m);
     const s = await node.action("shutdown", ["1045"]);
@@ -226,7 +226,7 @@ Deno.test("restore completes a recreated config saved without VE_LAYOUT (a vzctl
 Deno.test("a duplicated VE_PRIVATE: onevz uses the first occurrence, as vzctl does", async () => {
   const node = await makeSimNode();
   try {
-    const images = await prolog(node, 45);
+    await prolog(node, 45);
     assert.equal((await node.action("deploy", DEPLOY(node), VPS145)).code, 0);
     await Deno.writeTextFile(
       `${node.root}/etc/vz/conf/1045.conf`,
