@@ -44,9 +44,13 @@ function globalHelp(): string {
 }
 
 function commandHelp(c: CommandEntry): string {
-  const opts = Object.entries(c.options ?? {}).map(([k, t]) =>
-    `  --${k}${t === "string" ? " <value>" : ""}`
-  );
+  const specs = Object.entries(c.options ?? {}).map(([k, o]) => {
+    const spec = typeof o === "string" ? { type: o, help: "" } : o;
+    const value = "value" in spec && spec.value ? spec.value : "value";
+    return { flag: `--${k}${spec.type === "string" ? ` <${value}>` : ""}`, help: spec.help };
+  });
+  const width = Math.max(0, ...specs.map((s) => s.flag.length));
+  const opts = specs.map((s) => `  ${s.flag.padEnd(width)}  ${s.help}`.trimEnd());
   return [
     `Usage: onevz ${c.name}${c.usage ? " " + c.usage : ""}`,
     "",
@@ -119,7 +123,9 @@ async function buildContext(command: CommandEntry, rest: string[]): Promise<Comm
   let flags: Record<string, string | boolean> = {};
   if (command.options) {
     const options = Object.fromEntries(
-      Object.entries(command.options).map(([k, t]) => [k, { type: t }]),
+      Object.entries(command.options).map(([k, o]) => [k, {
+        type: typeof o === "string" ? o : o.type,
+      }]),
     );
     const { parseArgs } = await import("node:util");
     try {

@@ -5,6 +5,14 @@
  */
 import type { CommandContext } from "./context.ts";
 
+/** An option: its type, what it does (for --help) and the name of its value. */
+export interface OptionSpec {
+  type: "boolean" | "string";
+  help: string;
+  /** Placeholder for a string option's value in --help (default "value"). */
+  value?: string;
+}
+
 export interface CommandEntry {
   name: string;
   summary: string;
@@ -12,7 +20,8 @@ export interface CommandEntry {
   help: string;
   minArgs: number;
   maxArgs: number;
-  options?: Record<string, "boolean" | "string">;
+  /** Options by name; a bare type (no description) is accepted for brevity. */
+  options?: Record<string, OptionSpec | "boolean" | "string">;
   /** Run by OpenNebula drivers; takes the host as first argument in agentless mode. */
   driverAction?: "vmm" | "im" | "tm";
   load: () => Promise<{ default: (ctx: CommandContext) => Promise<number> }>;
@@ -197,28 +206,68 @@ export const COMMANDS: CommandEntry[] = [
     summary: "print the vzctl calls deploy would make for a template (dry run)",
     usage: "<template.xml>",
     help: "Parses and validates the template, applies the defaults file, and prints the " +
-      "commands deploy would run, without touching anything. Options: --vswap or --ubc " +
-      "choose the node's kernel flavour (default ubc); --vmdir sets VM_DIR.",
+      "commands deploy would run, without touching anything.",
     minArgs: 1,
     maxArgs: 1,
-    options: { vswap: "boolean", ubc: "boolean", vmdir: "string", defaults: "string" },
+    options: {
+      vswap: { type: "boolean", help: "plan for a VSwap (RHEL6-style) kernel" },
+      ubc: { type: "boolean", help: "plan for a UBC (RHEL5-style) kernel (the default)" },
+      vmdir: { type: "string", value: "DIR", help: "VM_DIR on the node (default /vz/one/vm)" },
+      defaults: {
+        type: "string",
+        value: "FILE",
+        help: "the defaults file to apply (vmm_ssh_ovz.conf)",
+      },
+    },
     load: () => import("../admin/plan.ts"),
   },
   {
     name: "install",
     summary: "install the remotes, configuration and oned.conf snippets",
     usage: "",
-    help: "Lays out the remotes tree, vmm_ssh_ovz.conf and tm_ssh.conf under $ONE_LOCATION " +
-      "(or system-wide). Options: --one-location DIR, --system, --oned-conf, --sudoers.",
+    help: "Lays out the remotes tree, the tm-* entries, vmm_ssh_ovz.conf and onevz's own " +
+      "transfer manager (tm_ovz/tm_ovz.conf) under $ONE_LOCATION (or system-wide), leaving " +
+      "OpenNebula's tm_ssh as it is. Every file it replaces or edits is kept under " +
+      "lib/onevz/backups and put back by `onevz uninstall`. Prints the oned.conf lines to add.",
     minArgs: 0,
     maxArgs: 0,
     options: {
-      "one-location": "string",
-      system: "boolean",
-      "oned-conf": "boolean",
-      sudoers: "boolean",
-      binary: "string",
-      "scripts-remote-dir": "string",
+      "one-location": {
+        type: "string",
+        value: "DIR",
+        help: "self-contained OpenNebula in DIR (default: $ONE_LOCATION)",
+      },
+      system: {
+        type: "boolean",
+        help: "system-wide OpenNebula (/var/lib/one/remotes, /usr/lib/one, /etc/one)",
+      },
+      "oned-conf": {
+        type: "boolean",
+        help: "merge the lines into oned.conf between # BEGIN onevz / # END onevz",
+      },
+      "scripts-remote-dir": {
+        type: "string",
+        value: "DIR",
+        help: "SCRIPTS_REMOTE_DIR for the hook's path (default: oned.conf's, else /var/tmp/one)",
+      },
+      binary: {
+        type: "string",
+        value: "PATH",
+        help: "the compiled onevz to install (default: the running one)",
+      },
+      "dev-launcher": {
+        type: "boolean",
+        help: "from a source checkout, install a launcher that runs it (tests; no node can run it)",
+      },
+      sudoers: {
+        type: "boolean",
+        help: "only print the sudo rules for the nodes (changes nothing)",
+      },
+      group: {
+        type: "string",
+        value: "NAME",
+        help: "with --sudoers: the group the rules are for (default cloud)",
+      },
     },
     load: () => import("../admin/install.ts"),
   },
@@ -226,29 +275,50 @@ export const COMMANDS: CommandEntry[] = [
     name: "uninstall",
     summary: "remove what install laid out and restore its backups",
     usage: "",
-    help: "Options: --one-location DIR, --system.",
+    help: "Removes every file install wrote that is unchanged, puts back the exact bytes of " +
+      "the files it replaced or edited, and names the files changed since install.",
     minArgs: 0,
     maxArgs: 0,
-    options: { "one-location": "string", system: "boolean" },
+    options: {
+      "one-location": {
+        type: "string",
+        value: "DIR",
+        help: "the self-contained OpenNebula install was made in (default: $ONE_LOCATION)",
+      },
+      system: { type: "boolean", help: "the system-wide installation" },
+    },
     load: () => import("../admin/uninstall.ts"),
   },
   {
     name: "doctor",
     summary: "check a front-end and its nodes and say what to fix",
     usage: "[host…]",
-    help: "Checks the front-end (environment, oned.conf, installed remotes, tm_ssh.conf, " +
-      "defaults file, image repository, ssh to localhost) and each HOST (ssh both ways, sudo " +
-      "without a tty, secure_path, OpenVZ tools and kernel, template cache, VM_DIR, name " +
-      "resolution, root ssh between nodes, glibc for the binary) and prints ok / warning / " +
-      "failure per check with the command that fixes it. --json for scripts. Exits 1 when a " +
-      "check fails.",
+    help: "Checks the front-end (environment, oned.conf, installed remotes and executable, " +
+      "tm_ovz.conf and tm_ssh.conf, defaults file, image repository, ssh to localhost) and " +
+      "each HOST (ssh both ways, sudo without a tty, secure_path, OpenVZ tools and kernel, " +
+      "template cache, VM_DIR, name resolution, root ssh between nodes, glibc for the " +
+      "binary, the onevz copied there) and prints ok / warning / failure per check with the " +
+      "command that fixes it (and who runs it where), or what to do when no command can. " +
+      "Exits 1 when a check fails.",
     minArgs: 0,
     maxArgs: 1000,
     options: {
-      json: "boolean",
-      frontend: "string",
-      "vm-dir": "string",
-      "remote-dir": "string",
+      json: { type: "boolean", help: "print the results as JSON (for scripts)" },
+      frontend: {
+        type: "string",
+        value: "NAME",
+        help: "the front-end as nodes reach it (default $ONEVZ_FRONTEND, else this host's name)",
+      },
+      "vm-dir": {
+        type: "string",
+        value: "DIR",
+        help: "VM_DIR on the nodes (default $ONEVZ_VM_DIR, else oned's configuration)",
+      },
+      "remote-dir": {
+        type: "string",
+        value: "DIR",
+        help: "SCRIPTS_REMOTE_DIR on the nodes (default $ONEVZ_REMOTE_DIR, else oned's)",
+      },
     },
     load: () => import("../admin/doctor.ts"),
   },
