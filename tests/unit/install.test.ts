@@ -11,7 +11,9 @@ import {
   withOnedBlock,
   withoutOnedBlock,
 } from "../../src/admin/layout.ts";
+import { namedVector, parseOnedConf } from "../../src/admin/checks/oned.ts";
 import { COMMANDS } from "../../src/cli/commands.ts";
+import { oneTm, parseTmConf } from "../../fixtures/oned/tm.ts";
 import {
   seedState,
   snapshot,
@@ -641,5 +643,35 @@ Deno.test("--help: every option of every command says what it does", async () =>
     const opts = lines.slice(start + 1).filter((l) => l.startsWith("  --"));
     assert.equal(opts.length, Object.keys(c.options).length, c.name);
     for (const l of opts) assert.match(l, /^ {2}--\S+(?: <\w+>)? {2,}\S.{8,}/, `${c.name}: ${l}`);
+  }
+});
+
+Deno.test("one_tm after install: a KVM host's tm_ssh runs OpenNebula's scripts, an OpenVZ host's tm_ovz onevz's", async () => {
+  const { dir, loc, paths } = await tree("stock");
+  try {
+    await install({
+      paths,
+      binary: { kind: "launcher", deno, main: `${root}main.ts` },
+      onedConf: true,
+      say: quiet,
+    });
+    // The stand-in stock scripts say who ran them.
+    const mkswap = `${loc}/lib/tm_commands/ssh/tm_mkswap.sh`;
+    await Deno.writeTextFile(mkswap, `#!/bin/sh\necho "stock tm_mkswap.sh $*"\n`, { mode: 0o755 });
+    const commands = `${loc}/lib/tm_commands`;
+    const ssh = parseTmConf(await Deno.readTextFile(paths.tmSshConf), commands);
+    const ovz = parseTmConf(await Deno.readTextFile(paths.tmOvzConf), commands);
+    const kvm = await oneTm(3, "MKSWAP 64 kvm1:/var/lib/one/3/images/disk.1\n", ssh);
+    assert.equal(kvm.reply, "TRANSFER SUCCESS 3 -");
+    assert.match(kvm.steps[0].out.stdout, /^stock tm_mkswap\.sh 64 kvm1:/);
+    const vz = await oneTm(4, "MKSWAP 64 cn1:/vz/one/vm/4/images/disk.1\n", ovz);
+    assert.equal(vz.reply, "TRANSFER SUCCESS 4 -", vz.steps[0]?.out.stderr);
+    assert.equal(vz.steps[0].command.split(" ")[0], `${paths.tmDir}/tm-mkswap`);
+    // oned.conf names both TMs: tm_ssh as shipped, tm_ovz for OpenVZ hosts.
+    const conf = parseOnedConf(await Deno.readTextFile(paths.onedConf));
+    assert.equal(namedVector(conf, "TM_MAD", "tm_ssh")?.arguments, "tm_ssh/tm_ssh.conf");
+    assert.equal(namedVector(conf, "TM_MAD", "tm_ovz")?.arguments, "tm_ovz/tm_ovz.conf");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
