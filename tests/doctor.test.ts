@@ -309,7 +309,7 @@ function goodNode(over: Partial<Probes> = {}): NodeFacts {
     sudo_list: {
       rc: 0,
       out:
-        "User oneadmin may run the following commands on cn1:\n    (root) NOPASSWD: ONEVZ_OVZ, ONEVZ_FILES",
+        "User oneadmin may run the following commands on cn1:\n    (root) NOPASSWD: /usr/sbin/vzctl, /usr/sbin/vzlist, /bin/tar",
     },
     sudo_path: { rc: 0, out: "PATH=/bin:/sbin:/usr/bin:/usr/sbin\n/sbin/iptables-restore" },
     tools: {
@@ -392,7 +392,7 @@ Deno.test("node: sudoers granting ALL warns with the narrower rule; secure_path"
   let rs = evaluateNode(goodNode({ sudo_list: { rc: 0, out: "    (ALL) NOPASSWD: ALL" } }));
   const w = byId(rs, "node.sudoers_scope");
   assert.equal(w.status, "warning");
-  assert.ok(w.detail!.some((l) => /NOPASSWD: ONEVZ_OVZ/.test(l)));
+  assert.ok(w.detail!.some((l) => /NOPASSWD: \/usr\/sbin\/vzctl, /.test(l)));
   assert.equal(exitCode(rs), 0, "warnings do not fail");
   // Root logs in: its ALL rule is not a concern.
   rs = evaluateNode(goodNode({

@@ -422,11 +422,11 @@ export function sudoersLines(group = "cloud"): string {
     "# programs; sudo -i, sudo su, sudo sh and every other program are refused, so only a",
     "# deliberate escape (not a mistake, nor a script run by name) gets a root shell; and the",
     "# sudo log names the program of every call.",
-    `Cmnd_Alias ONEVZ_OVZ = ${tools.join(", ")}`,
-    `Cmnd_Alias ONEVZ_FILES = ${helpers.join(", \\\n    ")}`,
+    // No Cmnd_Alias: an alias defined in two sudoers.d files (the rules installed twice under
+    // two names) is a syntax error that stops sudo for everyone; repeated rules are harmless.
     `Defaults:%${group} !requiretty`,
     `Defaults:%${group} secure_path="/sbin:/bin:/usr/sbin:/usr/bin"`,
-    `%${group} ALL=(root) NOPASSWD: ONEVZ_OVZ, ONEVZ_FILES`,
+    `%${group} ALL=(root) NOPASSWD: ${tools.join(", ")}, \\\n    ${helpers.join(", \\\n    ")}`,
     "",
   ].join("\n");
 }
