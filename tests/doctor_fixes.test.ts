@@ -25,6 +25,7 @@ import {
   leastPrivilege,
 } from "./hardening/least_privilege.ts";
 import { stockOneLocation } from "./helpers/one_tree.ts";
+import { assertOnlyOurGrants } from "./helpers/sudoers.ts";
 import { type Bed, DENO, installDevRemotes, REPO_ROOT, run, startBed } from "./testbed/mod.ts";
 
 const SUDOERS_FILES = ["/etc/sudoers.d/onevz", "/etc/sudoers.d/zz-onevz-secure-path"];
@@ -216,6 +217,7 @@ Deno.test({
 
       // No sudo rules at all (a fresh node): the sudoers fix from the front-end.
       const rules = `/etc/sudoers.d/${NAME}`;
+      await assertOnlyOurGrants(w.user, [rules]);
       const aside = join(bed.dir, "rules-aside");
       await Deno.rename(rules, aside);
       try {

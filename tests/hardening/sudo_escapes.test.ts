@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { SUDO_FILE_HELPERS, SUDO_OVZ_TOOLS } from "../../src/admin/layout.ts";
 import { REPO, run } from "../helpers/simnode.ts";
+import { assertOnlyOurGrants } from "../helpers/sudoers.ts";
 import { canRunPrivilegeTests, leastPrivilege } from "./least_privilege.ts";
 
 /** What a program can be made to do as root. */
@@ -267,6 +268,7 @@ Deno.test({
 
       // A rule narrowed with sudo's wildcard is no narrower: * matches blanks and options.
       const rules = `/etc/sudoers.d/onevz-sudo-escapes`;
+      await assertOnlyOurGrants(user, [rules]);
       const aside = join(base, "rules-aside");
       await Deno.rename(rules, aside);
       try {
