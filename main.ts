@@ -44,9 +44,15 @@ function globalHelp(): string {
 }
 
 function commandHelp(c: CommandEntry): string {
-  const opts = Object.entries(c.options ?? {}).map(([k, t]) =>
-    `  --${k}${t === "string" ? " <value>" : t === "strings" ? " <value> (repeatable)" : ""}`
-  );
+  const specs = Object.entries(c.options ?? {}).map(([k, o]) => {
+    const spec = typeof o === "string" ? { type: o, help: "" } : o;
+    const value = "value" in spec && spec.value ? spec.value : "value";
+    const flag = `--${k}${spec.type === "boolean" ? "" : ` <${value}>`}`;
+    const help = spec.type === "strings" ? `${spec.help} (repeatable)`.trim() : spec.help;
+    return { flag, help };
+  });
+  const width = Math.max(0, ...specs.map((s) => s.flag.length));
+  const opts = specs.map((s) => `  ${s.flag.padEnd(width)}  ${s.help}`.trimEnd());
   return [
     `Usage: onevz ${c.name}${c.usage ? " " + c.usage : ""}`,
     "",
@@ -119,9 +125,10 @@ async function buildContext(command: CommandEntry, rest: string[]): Promise<Comm
   let flags: Record<string, string | boolean> = {};
   if (command.options) {
     const options = Object.fromEntries(
-      Object.entries(command.options).map((
-        [k, t],
-      ) => [k, t === "strings" ? { type: "string" as const, multiple: true } : { type: t }]),
+      Object.entries(command.options).map(([k, o]) => {
+        const type = typeof o === "string" ? o : o.type;
+        return [k, type === "strings" ? { type: "string" as const, multiple: true } : { type }];
+      }),
     );
     const { parseArgs } = await import("node:util");
     try {

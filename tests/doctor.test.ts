@@ -23,6 +23,7 @@ import {
   parseKernel,
 } from "../src/admin/checks/node.ts";
 import { parseOnedConf } from "../src/admin/checks/oned.ts";
+import { NODE_CHECKS, type NodeCheck } from "../src/admin/checks/registry.ts";
 import {
   type CheckResult,
   parseProbeOutput,
@@ -93,6 +94,10 @@ TM_MAD = [
     name       = "tm_ssh",
     executable = "one_tm",
     arguments  = "tm_ssh/tm_ssh.conf" ]
+TM_MAD = [
+    name       = "tm_ovz",
+    executable = "one_tm",
+    arguments  = "tm_ovz/tm_ovz.conf" ]
 VM_HOOK = [
     name      = "image",
     on        = "DONE",
@@ -142,7 +147,7 @@ Deno.test("oned.conf: wrong or missing sections fail with the install fix", () =
   const bad = GOOD_ONED
     .replace('type       = "xml"', 'type       = "kvm"')
     .replace('executable   = "one_im_ssh"', 'executable   = "one_im_sh"')
-    .replace('name       = "tm_ssh"', 'name       = "tm_nfs"')
+    .replace('name       = "tm_ovz"', 'name       = "tm_nfs"')
     .replace("/vz/one/scripts/hooks", "$SCRIPTS_REMOTE_DIR/hooks");
   const rs = evaluateOnedConf("/o/etc/oned.conf", parseOnedConf(bad), "/o");
   const im = byId(rs, "frontend.oned.im_mad");
@@ -150,7 +155,7 @@ Deno.test("oned.conf: wrong or missing sections fail with the install fix", () =
   assert.match(im.message, /executable="one_im_sh"/);
   assert.equal(im.fix, "onevz install --one-location /o --oned-conf");
   assert.match(byId(rs, "frontend.oned.vm_mad").message, /type="kvm"/);
-  assert.match(byId(rs, "frontend.oned.tm_mad").message, /no TM_MAD named "tm_ssh"/);
+  assert.match(byId(rs, "frontend.oned.tm_mad").message, /no TM_MAD named "tm_ovz"/);
   const hook = byId(rs, "frontend.oned.vzfirewall_hook");
   assert.equal(hook.status, "failure");
   assert.match(hook.message, /command=.*SCRIPTS_REMOTE_DIR/);
@@ -185,10 +190,13 @@ function goodFrontend(): FrontendFacts {
     remotes: REQUIRED_REMOTES.map((r) => ({ path: `${rem}/${r}`, exists: true, executable: true })),
     remoteVersion: { rc: 0, out: `onevz ${VERSION}` },
     version: VERSION,
-    tmSshConfPath: `${loc}/etc/tm_ssh/tm_ssh.conf`,
-    tmSshConf: ["CLONE", "LN", "MKSWAP", "MKIMAGE", "DELETE", "MV", "CONTEXT"]
+    remoteHead: "\x7fELF\x02\x01\x01",
+    tmOvzConfPath: `${loc}/etc/tm_ovz/tm_ovz.conf`,
+    tmOvzConf: ["CLONE", "LN", "MKSWAP", "MKIMAGE", "DELETE", "MV", "CONTEXT"]
       .map((k, i) => `${k}=${tmDir}/tm-${tm[i]}`).join("\n"),
     tmEntries: tm.map((t) => ({ path: `${tmDir}/tm-${t}`, exists: true, executable: true })),
+    tmSshConfPath: `${loc}/etc/tm_ssh/tm_ssh.conf`,
+    tmSshConf: "CLONE=ssh/tm_clone.sh\nLN=ssh/tm_ln.sh\n",
     defaultsPath: `${loc}/etc/vmm_ssh/vmm_ssh_ovz.conf`,
     defaultsText: 'CPUUNITS = 1000\nONEVZ = [ CTID_OFFSET = "1000" ]\n',
     imageRepo: {
@@ -220,7 +228,8 @@ Deno.test("front-end: environment checks", () => {
   let rs = evaluateFrontend(f);
   const loc = byId(rs, "frontend.env.one_location");
   assert.equal(loc.status, "failure");
-  assert.match(loc.fix!, /^export ONE_LOCATION=/);
+  assert.equal(loc.fix, undefined, "an export in doctor's own shell would fix nothing");
+  assert.match(loc.todo!, /export ONE_LOCATION=/);
   const auth = byId(rs, "frontend.env.one_auth");
   assert.equal(auth.status, "failure");
   assert.match(auth.message, /world-readable \(mode 644\)/);
@@ -236,7 +245,8 @@ Deno.test("front-end: environment checks", () => {
   f.env.ONE_AUTH = "/x/one_auth";
   f.env.ONE_XMLRPC = "localhost:2633";
   rs = evaluateFrontend(f);
-  assert.match(byId(rs, "frontend.env.one_auth").fix!, /chmod 600 \/x\/one_auth$/);
+  assert.equal(byId(rs, "frontend.env.one_auth").fix, undefined);
+  assert.match(byId(rs, "frontend.env.one_auth").todo!, /into \/x\/one_auth, mode 600/);
   assert.equal(byId(rs, "frontend.env.one_xmlrpc").status, "failure");
 });
 
@@ -244,7 +254,7 @@ Deno.test("front-end: remotes, version, tm_ssh.conf, defaults, image repository,
   const f = goodFrontend();
   f.remotes[3].exists = false;
   f.remoteVersion = { rc: 0, out: "onevz 0.0.1" };
-  f.tmSshConf = f.tmSshConf!.replace("tm-mv", "tm_mv.sh");
+  f.tmOvzConf = f.tmOvzConf!.replace("tm-mv", "tm_mv.sh");
   f.defaultsText = 'CPUUNITS = "unterminated\n';
   f.imageRepo = { ...f.imageRepo, owner: "root", mode: 0o755 };
   f.currentUser = "root";
@@ -255,15 +265,17 @@ Deno.test("front-end: remotes, version, tm_ssh.conf, defaults, image repository,
   assert.match(rem.message, new RegExp(REQUIRED_REMOTES[3]));
   assert.equal(rem.fix, "onevz install --one-location /srv/cloud/one");
   assert.match(byId(rs, "frontend.remotes.version").message, /0\.0\.1, this onevz is/);
-  assert.match(byId(rs, "frontend.tm_ssh").message, /MV do not point/);
+  assert.match(byId(rs, "frontend.tm_ovz").message, /MV do not point/);
   const d = byId(rs, "frontend.defaults");
   assert.equal(d.status, "failure");
   assert.match(d.message, /unterminated/);
   const repo = byId(rs, "frontend.image_repository");
   assert.equal(repo.status, "failure");
   assert.match(repo.fix!, /^chown oneadmin \/srv\/cloud\/images/);
+  assert.deepEqual(repo.fixAs, { user: "root", on: "front-end" });
   const ssh = byId(rs, "frontend.ssh_localhost");
-  assert.equal(ssh.fix, "ssh-copy-id root@localhost");
+  assert.equal(ssh.fix, undefined);
+  assert.match(ssh.todo!, /ssh-copy-id root@localhost asks for the password once/);
   // Group-writable repository for oneadmin's group is fine; missing one fails with mkdir.
   f.imageRepo = { ...f.imageRepo, group: "cloud", mode: 0o775 };
   assert.equal(byId(evaluateFrontend(f), "frontend.image_repository").status, "ok");
@@ -273,11 +285,13 @@ Deno.test("front-end: remotes, version, tm_ssh.conf, defaults, image repository,
   const g = goodFrontend();
   g.remotes[0].executable = false;
   assert.match(byId(evaluateFrontend(g), "frontend.remotes").fix!, /^chmod 755 .*bin\/onevz$/);
-  // Missing defaults file is a warning; missing tm_ssh.conf a failure.
+  // Missing defaults file is a warning; missing tm_ovz.conf a failure; no tm_ssh.conf is fine.
   g.defaultsText = null;
+  g.tmOvzConf = null;
   g.tmSshConf = null;
   assert.equal(byId(evaluateFrontend(g), "frontend.defaults").status, "warning");
-  assert.equal(byId(evaluateFrontend(g), "frontend.tm_ssh").status, "failure");
+  assert.equal(byId(evaluateFrontend(g), "frontend.tm_ovz").status, "failure");
+  assert.equal(byId(evaluateFrontend(g), "frontend.tm_ssh").status, "ok");
   assert.deepEqual(parseTmSshConf('# c\nCLONE = /a/tm-clone\nLN="/b/tm-ln"\n'), {
     CLONE: "/a/tm-clone",
     LN: "/b/tm-ln",
@@ -295,7 +309,7 @@ function goodNode(over: Partial<Probes> = {}): NodeFacts {
     sudo_list: {
       rc: 0,
       out:
-        "User oneadmin may run the following commands on cn1:\n    (root) NOPASSWD: ONEVZ_OVZ, ONEVZ_FILES",
+        "User oneadmin may run the following commands on cn1:\n    (root) NOPASSWD: /usr/sbin/vzctl, /usr/sbin/vzlist, /bin/tar",
     },
     sudo_path: { rc: 0, out: "PATH=/bin:/sbin:/usr/bin:/usr/sbin\n/sbin/iptables-restore" },
     tools: {
@@ -338,14 +352,15 @@ Deno.test("node: a healthy node passes every check", () => {
   assert.equal(byId(rs, "node.migration.cn2").status, "ok");
 });
 
-Deno.test("node: ssh failure skips the rest with ssh-copy-id", () => {
+Deno.test("node: ssh failure skips the rest and says what to do (ssh-copy-id, in words)", () => {
   const f = goodNode();
   f.login = { rc: 255, out: "oneadmin@cn1: Permission denied (publickey,password)." };
   f.probes = {};
   f.sshUser = "oneadmin";
   const rs = evaluateNode(f);
   assert.deepEqual(rs.map((r) => r.id), ["node.resolve", "node.ssh"]);
-  assert.equal(byId(rs, "node.ssh").fix, "ssh-copy-id oneadmin@cn1");
+  assert.equal(byId(rs, "node.ssh").fix, undefined);
+  assert.match(byId(rs, "node.ssh").todo!, /ssh-copy-id oneadmin@cn1 asks for the password/);
   assert.match(byId(rs, "node.ssh").message, /Permission denied/);
 });
 
@@ -355,7 +370,8 @@ Deno.test("node: sudo failures (requiretty, password, missing)", () => {
   );
   let s = byId(rs, "node.sudo");
   assert.equal(s.status, "failure");
-  assert.equal(s.fix, "echo 'Defaults:%cloud !requiretty' > /etc/sudoers.d/onevz");
+  assert.match(s.fix!, /^onevz install --sudoers \| ssh root@cn1 /);
+  assert.ok(s.detail!.some((l) => l === "Defaults:%cloud !requiretty"));
   assert.ok(!rs.some((r) => r.id === "node.sudo_path"), "sudo-dependent checks skipped");
   assert.ok(!rs.some((r) => r.id === "node.migration.cn2"), "root ssh goes through sudo");
   rs = evaluateNode(goodNode({ sudo: { rc: 1, out: "sudo: a password is required" } }));
@@ -364,7 +380,8 @@ Deno.test("node: sudo failures (requiretty, password, missing)", () => {
   assert.match(s.fix!, /^onevz install --sudoers \| ssh root@cn1 /);
   assert.ok(s.detail!.some((l) => l.includes("!requiretty")));
   rs = evaluateNode(goodNode({ sudo: { rc: 127, out: "sh: 1: sudo: not found" } }));
-  assert.equal(byId(rs, "node.sudo").fix, "ssh root@cn1 yum install -y sudo");
+  assert.equal(byId(rs, "node.sudo").fix, undefined);
+  assert.match(byId(rs, "node.sudo").todo!, /install sudo on cn1/);
 });
 
 Deno.test("node: sudoers granting ALL warns with the narrower rule; secure_path", () => {
@@ -375,7 +392,7 @@ Deno.test("node: sudoers granting ALL warns with the narrower rule; secure_path"
   let rs = evaluateNode(goodNode({ sudo_list: { rc: 0, out: "    (ALL) NOPASSWD: ALL" } }));
   const w = byId(rs, "node.sudoers_scope");
   assert.equal(w.status, "warning");
-  assert.ok(w.detail!.some((l) => /NOPASSWD: ONEVZ_OVZ/.test(l)));
+  assert.ok(w.detail!.some((l) => /NOPASSWD: \/usr\/sbin\/vzctl, /.test(l)));
   assert.equal(exitCode(rs), 0, "warnings do not fail");
   // Root logs in: its ALL rule is not a concern.
   rs = evaluateNode(goodNode({
@@ -389,7 +406,26 @@ Deno.test("node: sudoers granting ALL warns with the narrower rule; secure_path"
   rs = evaluateNode(goodNode({ sudo_path: { rc: 0, out: "PATH=/usr/bin:/bin" } }));
   const p = byId(rs, "node.sudo_path");
   assert.equal(p.status, "warning");
-  assert.match(p.fix!, /secure_path="\/bin:\/sbin:\/usr\/bin:\/usr\/sbin"/);
+  assert.match(p.fix!, /secure_path="\/sbin:\/bin:\/usr\/sbin:\/usr\/bin"/);
+  assert.deepEqual(p.fixAs, { user: "root", on: "cn1" });
+  // The PATH sudo gives is the last secure_path sudo -l lists, not the login's PATH.
+  const listed = (sp: string) =>
+    evaluateNode(goodNode({
+      sudo_path: { rc: 0, out: "PATH=/usr/bin:/bin" },
+      sudo_list: {
+        rc: 0,
+        out: `Matching Defaults entries for oneadmin on cn1:\n    env_reset, ${sp}\n\n` +
+          "User oneadmin may run the following commands on cn1:\n    (root) NOPASSWD: /bin/tar",
+      },
+    }));
+  assert.equal(
+    byId(listed("secure_path=/usr/bin\\:/bin, secure_path=/sbin\\:/bin"), "node.sudo_path").status,
+    "ok",
+  );
+  assert.equal(
+    byId(listed("secure_path=/sbin\\:/bin, secure_path=/usr/bin\\:/bin"), "node.sudo_path").status,
+    "warning",
+  );
 });
 
 Deno.test("node: OpenVZ tools, kernel, template cache, dists", () => {
@@ -399,13 +435,15 @@ Deno.test("node: OpenVZ tools, kernel, template cache, dists", () => {
     template: { rc: 1, out: "TEMPLATE=/vz/template" },
     dists: { rc: 1, out: "" },
   }));
-  assert.equal(byId(rs, "node.tool.vzctl").fix, "ssh root@cn1 yum install -y vzctl");
+  assert.equal(byId(rs, "node.tool.vzctl").fix, undefined);
+  assert.match(byId(rs, "node.tool.vzctl").todo!, /install the OpenVZ tools on cn1/);
   assert.equal(byId(rs, "node.tool.vzlist").status, "failure");
   assert.equal(byId(rs, "node.tool.vzmigrate").status, "ok");
   assert.equal(byId(rs, "node.tool.vzfirewall").status, "warning");
-  assert.match(byId(rs, "node.kernel.openvz").fix!, /vzkernel/);
+  assert.match(byId(rs, "node.kernel.openvz").todo!, /vzkernel/);
   assert.ok(!rs.some((r) => r.id === "node.kernel.flavour"));
-  assert.equal(byId(rs, "node.template_cache").fix, "ssh root@cn1 mkdir -p /vz/template/cache");
+  assert.equal(byId(rs, "node.template_cache").fix, "mkdir -p /vz/template/cache");
+  assert.deepEqual(byId(rs, "node.template_cache").fixAs, { user: "root", on: "cn1" });
   assert.equal(byId(rs, "node.dists").status, "failure");
   const ubc = evaluateNode(goodNode({ vswap: { rc: 1, out: "" } }));
   assert.match(byId(ubc, "node.kernel.flavour").message, /UBC/);
@@ -420,7 +458,8 @@ Deno.test("node: VM_DIR / SCRIPTS_REMOTE_DIR usability", () => {
   }));
   const vm = byId(rs, "node.vm_dir");
   assert.equal(vm.status, "failure");
-  assert.equal(vm.fix, "ssh root@cn1 'mkdir -p /vz/one/vm && chown oneadmin /vz/one/vm'");
+  assert.equal(vm.fix, "mkdir -p /vz/one/vm && chown oneadmin /vz/one/vm");
+  assert.deepEqual(vm.fixAs, { user: "root", on: "cn1" });
   assert.match(byId(rs, "node.remote_dir").message, /cannot create it \(not-creatable \/vz\)/);
 });
 
@@ -438,7 +477,7 @@ Deno.test("node: old glibc or kernel recommends the agentless drivers", () => {
   ) {
     const r = byId(evaluateNode(goodNode(over as Partial<Probes>)), "node.runs_binary");
     assert.equal(r.status, "failure", JSON.stringify(over));
-    assert.equal(r.fix, "onehost create cn1 im_ovz_fe vmm_ovz_fe tm_ssh");
+    assert.match(r.todo!, /onehost create cn1 im_ovz_fe vmm_ovz_fe tm_ovz/);
   }
   assert.equal(
     byId(evaluateNode(goodNode({ glibc: { rc: 0, out: "glibc 2.27" } })), "node.runs_binary")
@@ -456,12 +495,63 @@ Deno.test("node: ssh back to the front-end, name resolution, root ssh between no
     resolve: { target: "cn1", rc: 2, out: "" },
   });
   const back = byId(rs, "node.ssh_frontend");
-  assert.equal(back.fix, "ssh -t cn1 ssh-copy-id oneadmin@fn");
+  assert.match(back.todo!, /ssh-copy-id oneadmin@fn asks for the password once/);
   assert.match(back.message, /Permission denied/);
-  assert.match(byId(rs, "node.resolve").fix!, /resolv\.conf/);
+  assert.match(byId(rs, "node.resolve").todo!, /resolv\.conf/);
   const mig = byId(rs, "node.migration.cn2");
-  assert.equal(mig.fix, "ssh -t root@cn1 ssh-copy-id root@cn2");
+  assert.match(mig.todo!, /host key/);
   assert.match(mig.message, /Host key verification failed/);
+});
+
+Deno.test("node: what a failed ssh calls for follows ssh's message; no command where none helps", () => {
+  const cases: [string, RegExp][] = [
+    ["ssh: Could not resolve hostname cn1: Name or service not known", /make the name resolve/],
+    ["ssh: connect to host cn1 port 22: Connection refused", /start sshd on the node/],
+    ["ssh: connect to host cn1 port 22: Connection timed out", /not reachable/],
+    ["Host key verification failed.", /accept it once/],
+    ["oneadmin@cn1: Permission denied (publickey).", /ssh-copy-id oneadmin@cn1 asks/],
+  ];
+  for (const [out, want] of cases) {
+    const f = goodNode();
+    f.login = { rc: 255, out };
+    f.probes = {};
+    f.sshUser = "oneadmin";
+    const r = byId(evaluateNode(f), "node.ssh");
+    assert.equal(r.fix, undefined, out);
+    assert.match(r.todo!, want, out);
+    if (!/Permission denied/.test(out)) assert.doesNotMatch(r.todo!, /ssh-copy-id/, out);
+  }
+  // sudo refuses ssh under the onevz rules: root ssh to a peer cannot be checked from here.
+  const rs = evaluateNode(goodNode({
+    "peer:cn2": {
+      rc: 1,
+      out: "sudo: a password is required",
+    },
+  }));
+  const m = byId(rs, "node.migration.cn2");
+  assert.equal(m.status, "warning");
+  assert.match(m.message, /not checked/);
+  assert.match(m.todo!, /as root on cn1/);
+});
+
+Deno.test("node: bin/onevz on the node: absent, the compiled one, an old one, a launcher", () => {
+  const at = (out: string) =>
+    byId(
+      evaluateNode({ ...goodNode({ onevz_bin: { rc: 0, out } }), version: "1.2.3" }),
+      "node.onevz",
+    );
+  assert.equal(at("absent").status, "ok");
+  assert.equal(at("binary\nonevz 1.2.3").status, "ok");
+  assert.equal(at("binary\nonevz 1.2.2").status, "warning");
+  const l = at(
+    "script\n#!/bin/bash\n# onevz development launcher: runs a source checkout with its Deno; " +
+      "works on that machine only.\nexec deno run main.ts",
+  );
+  assert.equal(l.status, "failure");
+  assert.match(l.message, /development launcher of a source checkout/);
+  assert.equal(l.fix, undefined);
+  assert.match(l.todo!, /README §10/);
+  assert.equal(at("script\n#!/bin/sh\necho hi").status, "failure");
 });
 
 Deno.test("report: text lines, fixes, summary, exit code", () => {
@@ -476,6 +566,32 @@ Deno.test("report: text lines, fixes, summary, exit code", () => {
       "FAIL front-end: bad\n     fix: do it\n" +
       "warn front-end: meh\n     fix: maybe\n       x\n" +
       "doctor: 3 checks: 1 ok, 1 warning, 1 failure\n",
+  );
+  assert.equal(
+    formatResults([
+      {
+        id: "d",
+        scope: "node cn1",
+        status: "failure",
+        message: "m",
+        fix: "mkdir -p /x",
+        fixAs: { user: "root", on: "cn1" },
+        todo: "then wait",
+      },
+      { id: "e", scope: "front-end", status: "warning", message: "w", todo: "do this" },
+      {
+        id: "f",
+        scope: "front-end",
+        status: "failure",
+        message: "f",
+        fix: "a",
+        fixAs: { user: "oneadmin", on: "front-end" },
+      },
+    ]),
+    "FAIL node cn1: m\n     fix (as root on cn1): mkdir -p /x\n     note: then wait\n" +
+      "warn front-end: w\n     to do: do this\n" +
+      "FAIL front-end: f\n     fix (as oneadmin on the front-end): a\n" +
+      "doctor: 3 checks: 0 ok, 1 warning, 2 failures\n",
   );
   assert.equal(exitCode(rs), 1);
   assert.equal(exitCode(rs.filter((r) => r.status !== "failure")), 0);
@@ -522,7 +638,15 @@ Deno.test("front-end: an `onevz install`ed ONE_LOCATION passes (but for ONEVZ_SS
       if (saved === undefined) Deno.env.delete("ONEVZ_SSH");
       else Deno.env.set("ONEVZ_SSH", saved);
     }
-    assert.deepEqual(rs.filter((r) => r.status !== "ok"), [], formatResults(rs));
+    // Everything passes but the executable: installed from this checkout, it is the
+    // development launcher, which no node can run.
+    assert.deepEqual(
+      rs.filter((r) => r.status !== "ok").map((r) => [r.id, r.status]),
+      [["frontend.remotes.executable", "failure"]],
+      formatResults(rs),
+    );
+    assert.match(byId(rs, "frontend.remotes.executable").message, /development launcher/);
+    assert.match(byId(rs, "frontend.remotes.executable").todo!, /README §10/);
     // Break it: world-readable auth, a remote removed, the version changed.
     await Deno.chmod(`${dir}/one_auth`, 0o644);
     await Deno.remove(`${loc}/var/remotes/vmm/ovz/poll`);
@@ -654,31 +778,26 @@ Deno.test({
         assert.deepEqual(failed(n), ["node.sudo"], text);
         assert.ok(!of(n).some((r) => r.id.startsWith("node.migration.")));
       }
-      assert.equal(byId(of("n-nosudo"), "node.sudo").fix, "ssh root@n-nosudo yum install -y sudo");
-      assert.equal(
-        byId(of("n-tty"), "node.sudo").fix,
-        "echo 'Defaults:%cloud !requiretty' > /etc/sudoers.d/onevz",
-      );
-      assert.match(
-        byId(of("n-passwd"), "node.sudo").fix!,
-        /^onevz install --sudoers \| ssh root@n-passwd/,
-      );
+      assert.match(byId(of("n-nosudo"), "node.sudo").todo!, /install sudo on n-nosudo/);
+      for (const n of ["n-tty", "n-passwd"]) {
+        assert.match(
+          byId(of(n), "node.sudo").fix!,
+          new RegExp(`^onevz install --sudoers \\| ssh -F \\S+ root@${n} `),
+        );
+      }
 
       assert.deepEqual(failed("n-novzctl"), ["node.tool.vzctl"], text);
-      assert.equal(
-        byId(of("n-novzctl"), "node.tool.vzctl").fix,
-        "ssh root@n-novzctl yum install -y vzctl",
-      );
+      assert.match(byId(of("n-novzctl"), "node.tool.vzctl").todo!, /yum install vzctl/);
       assert.deepEqual(failed("n-noprocvz"), ["node.kernel.openvz"], text);
       assert.deepEqual(failed("n-oldglibc"), ["node.runs_binary"], text);
-      assert.equal(
-        byId(of("n-oldglibc"), "node.runs_binary").fix,
-        "onehost create n-oldglibc im_ovz_fe vmm_ovz_fe tm_ssh",
+      assert.match(
+        byId(of("n-oldglibc"), "node.runs_binary").todo!,
+        /onehost create n-oldglibc im_ovz_fe vmm_ovz_fe tm_ovz/,
       );
       assert.deepEqual(failed("n-noback"), ["node.ssh_frontend"], text);
-      assert.equal(
-        byId(of("n-noback"), "node.ssh_frontend").fix,
-        "ssh -t n-noback ssh-copy-id root@fn",
+      assert.match(
+        byId(of("n-noback"), "node.ssh_frontend").todo!,
+        /ssh-copy-id root@fn asks for the password once/,
       );
     });
   },
@@ -691,10 +810,13 @@ Deno.test({
   fn: async () => {
     await withBed(["n-healthy"], async (bed) => {
       // A host the ssh config does not know: ssh fails, the rest is skipped.
+      // A name that does not resolve: no ssh key would help, so no ssh-copy-id.
       const bad = await nodeChecks(bed, ["nosuchnode.invalid"]);
       const ssh = byId(bad, "node.ssh");
       assert.equal(ssh.status, "failure");
-      assert.match(ssh.fix!, /^ssh-copy-id .*@nosuchnode\.invalid$/);
+      assert.equal(ssh.fix, undefined);
+      assert.doesNotMatch(JSON.stringify(bad), /ssh-copy-id/);
+      assert.match(ssh.todo!, /name resolution/);
       // Through main.ts: JSON on stdout; exit 1 because the front-end here is not set up.
       const out = await new Deno.Command(DENO, {
         args: ["run", "-A", "--quiet", join(REPO_ROOT, "main.ts"), "doctor", "--json", "n-healthy"],
@@ -713,6 +835,36 @@ Deno.test({
       assert.equal(out.code, 1, new TextDecoder().decode(out.stderr));
       assert.ok(rs.some((r) => r.scope === "front-end" && r.status === "failure"));
       assert.deepEqual(failures(rs.filter((r) => r.scope === "node n-healthy")), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "bed: a check added to the registry runs its probe in the node's round trip",
+  ignore: !canBed,
+  ...bedOpts,
+  fn: async () => {
+    await withBed(["n-healthy"], async (bed) => {
+      const check: NodeCheck = {
+        name: "test-extra",
+        probes: (o) => ({ extra_uname: `uname -s; echo ${o.vmDir}` }),
+        evaluate: (f) => [{
+          id: "node.extra",
+          scope: `node ${f.name}`,
+          status: "ok",
+          message: f.probes.extra_uname?.out.replaceAll("\n", " ") ?? "missing",
+        }],
+      };
+      NODE_CHECKS.push(check);
+      try {
+        const rs = await nodeChecks(bed, ["n-healthy"]);
+        assert.equal(byId(rs, "node.extra").message, `Linux ${bed.vmDir}`);
+        // Not for a node ssh cannot reach.
+        const bad = await nodeChecks(bed, ["nosuchnode.invalid"]);
+        assert.ok(!bad.some((r) => r.id === "node.extra"));
+      } finally {
+        NODE_CHECKS.splice(NODE_CHECKS.indexOf(check), 1);
+      }
     });
   },
 });

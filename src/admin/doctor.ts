@@ -8,14 +8,21 @@
  *   --vm-dir DIR      VM_DIR on the nodes (ONEVZ_VM_DIR; default from var/config or oned.conf)
  *   --remote-dir DIR  SCRIPTS_REMOTE_DIR (ONEVZ_REMOTE_DIR; idem)
  */
-import { hostname } from "node:os";
+import { hostname, userInfo } from "node:os";
 import type { CommandContext } from "../cli/context.ts";
+import { shellQuote } from "../cli/errors.ts";
 import { LocalHost } from "../host/local.ts";
 import { SshHost } from "../host/ssh.ts";
 import { VERSION } from "../version.ts";
-import { evaluateFrontend, frontendPaths, gatherFrontend, nodeDirs } from "./checks/frontend.ts";
+import {
+  evaluateFrontend,
+  frontendPaths,
+  gatherFrontend,
+  nodeDirs,
+  onevzCommand,
+} from "./checks/frontend.ts";
 import { evaluateNode, gatherNode } from "./checks/node.ts";
-import { vzfirewallChecks } from "./checks/vzfirewall.ts";
+import { FRONTEND_CHECKS, NODE_CHECKS } from "./checks/registry.ts";
 import type { CheckResult, Status } from "./checks/types.ts";
 
 export interface DoctorOptions {
@@ -29,13 +36,24 @@ export interface DoctorOptions {
 
 const LABEL: Record<Status, string> = { ok: "ok", warning: "warn", failure: "FAIL" };
 
-/** The text report: one line per check, fixes indented under them, a summary (pure). */
+/**
+ * The text report: one line per check; under a failure or warning the command that fixes it
+ * (with who runs it where, when that is not "you, here") and what to do in words; a summary
+ * (pure).
+ */
 export function formatResults(results: CheckResult[]): string {
   const lines: string[] = [];
   for (const r of results) {
     lines.push(`${LABEL[r.status].padEnd(4)} ${r.scope}: ${r.message}`);
     if (r.status !== "ok") {
-      if (r.fix) lines.push(`     fix: ${r.fix}`);
+      if (r.fix) {
+        const who = r.fixAs
+          ? ` (as ${r.fixAs.user} on ${r.fixAs.on === "front-end" ? "the front-end" : r.fixAs.on})`
+          : "";
+        const [first, ...more] = r.fix.split("\n");
+        lines.push(`     fix${who}: ${first}`, ...more.map((l) => `       ${l}`));
+      }
+      if (r.todo) lines.push(`     ${r.fix ? "note" : "to do"}: ${r.todo}`);
       for (const d of r.detail ?? []) lines.push(`       ${d}`);
     }
   }
@@ -64,8 +82,20 @@ export async function runChecks(
 ): Promise<CheckResult[]> {
   const front = new LocalHost({ useSudo: false });
   const sysroot = env("ONEVZ_NODE_SYSROOT") || undefined;
-  const frontend = opts.skipFrontend ? Promise.resolve([]) : gatherFrontend(front, env, VERSION)
-    .then(evaluateFrontend);
+  const frontend = opts.skipFrontend ? Promise.resolve([]) : (async () => {
+    const facts = await gatherFrontend(front, env, VERSION);
+    const extra = await Promise.all(FRONTEND_CHECKS.map((c) => c.run({ host: front, env, facts })));
+    return [...evaluateFrontend(facts), ...extra.flat()];
+  })();
+  // How fixes printed for a node reach it from here: the ssh doctor itself used.
+  const sshConfig = env("ONEVZ_SSH_CONFIG") || undefined;
+  const sshCommand = `${env("ONEVZ_SSH") || "ssh"}${
+    sshConfig ? ` -F ${shellQuote(sshConfig)}` : ""
+  }`;
+  let frontendUser = env("USER") || "oneadmin";
+  try {
+    frontendUser = userInfo().username;
+  } catch { /* no passwd entry */ }
   const nodes = opts.hosts.map(async (name) => {
     let host: SshHost;
     try {
@@ -79,17 +109,28 @@ export async function runChecks(
       }];
     }
     try {
-      const facts = await gatherNode(host, front, {
+      const probeCtx = {
+        sysPath: (p: string) => host.sysPath(p),
         frontend: opts.frontend,
         vmDir: opts.vmDir,
         remoteDir: opts.remoteDir,
         peers: opts.hosts.filter((h) => h !== name),
-        sshConfig: env("ONEVZ_SSH_CONFIG") || undefined,
+      };
+      const facts = await gatherNode(host, front, {
+        frontend: opts.frontend,
+        vmDir: opts.vmDir,
+        remoteDir: opts.remoteDir,
+        peers: probeCtx.peers,
+        sshConfig,
+        version: VERSION,
+        sshCommand,
+        onevzCommand: onevzCommand(),
+        frontendUser,
+        extraProbes: Object.assign({}, ...NODE_CHECKS.map((c) => c.probes?.(probeCtx) ?? {})),
       });
-      return [
-        ...evaluateNode(facts),
-        ...(facts.login.rc === 0 ? await vzfirewallChecks(host) : []),
-      ];
+      const core = evaluateNode(facts);
+      if (facts.login.rc !== 0) return core;
+      return [...core, ...NODE_CHECKS.flatMap((c) => c.evaluate(facts))];
     } finally {
       await host.close().catch(() => {});
     }

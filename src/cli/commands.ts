@@ -5,6 +5,15 @@
  */
 import type { CommandContext } from "./context.ts";
 
+/** An option: its type, what it does (for --help) and the name of its value. */
+export interface OptionSpec {
+  /** "strings": a value option that may be repeated (its flag is then a string array). */
+  type: "boolean" | "string" | "strings";
+  help: string;
+  /** Placeholder for a string option's value in --help (default "value"). */
+  value?: string;
+}
+
 export interface CommandEntry {
   name: string;
   summary: string;
@@ -12,8 +21,8 @@ export interface CommandEntry {
   help: string;
   minArgs: number;
   maxArgs: number;
-  /** "strings": a value option that may be repeated (its flag is then a string array). */
-  options?: Record<string, "boolean" | "string" | "strings">;
+  /** Options by name; a bare type (no description) is accepted for brevity. */
+  options?: Record<string, OptionSpec | "boolean" | "string" | "strings">;
   /** Run by OpenNebula drivers; takes the host as first argument in agentless mode. */
   driverAction?: "vmm" | "im" | "tm";
   load: () => Promise<{ default: (ctx: CommandContext) => Promise<number> }>;
@@ -201,21 +210,26 @@ export const COMMANDS: CommandEntry[] = [
       "XML (a deployment file $ONE_LOCATION/var/<vmid>/deployment.<n>, or onevm show -x), " +
       "does oned's part for a template (VMID, leases, image disks, CONTEXT variables) saying " +
       "what it assumed, applies the defaults file deploy would use, and prints the warnings " +
-      "and commands deploy would produce, without touching anything. Options: --vswap or " +
-      "--ubc choose the node's kernel flavour (default ubc); --vmdir sets VM_DIR; --defaults " +
-      "names the defaults file (default: the installed $ONE_LOCATION/etc/vmm_ssh/" +
-      "vmm_ssh_ovz.conf or /etc/one/vmm_ssh/vmm_ssh_ovz.conf); --vmid sets the VM id (default " +
-      "0); --network NAME:KEY=VALUE[,KEY=VALUE] gives a virtual network's attributes " +
-      "(DNS, GATEWAY, BRIDGE, …) for $NETWORK[…] references, repeatable.",
+      "and commands deploy would produce, without touching anything.",
     minArgs: 1,
     maxArgs: 1,
     options: {
-      vswap: "boolean",
-      ubc: "boolean",
-      vmdir: "string",
-      defaults: "string",
-      vmid: "string",
-      network: "strings",
+      vswap: { type: "boolean", help: "plan for a VSwap (RHEL6-style) kernel" },
+      ubc: { type: "boolean", help: "plan for a UBC (RHEL5-style) kernel (the default)" },
+      vmdir: { type: "string", value: "DIR", help: "VM_DIR on the node (default /vz/one/vm)" },
+      defaults: {
+        type: "string",
+        value: "FILE",
+        help: "the defaults file to apply (default: the installed " +
+          "$ONE_LOCATION/etc/vmm_ssh/vmm_ssh_ovz.conf or /etc/one/vmm_ssh/vmm_ssh_ovz.conf)",
+      },
+      vmid: { type: "string", value: "ID", help: "the VM id oned would give (default 0)" },
+      network: {
+        type: "strings",
+        value: "NETWORK",
+        help: "a virtual network's attributes for $NETWORK[…] references, as " +
+          "NAME:KEY=VALUE[,KEY=VALUE] (DNS, GATEWAY, BRIDGE, …)",
+      },
     },
     load: () => import("../admin/plan.ts"),
   },
@@ -223,17 +237,49 @@ export const COMMANDS: CommandEntry[] = [
     name: "install",
     summary: "install the remotes, configuration and oned.conf snippets",
     usage: "",
-    help: "Lays out the remotes tree, vmm_ssh_ovz.conf and tm_ssh.conf under $ONE_LOCATION " +
-      "(or system-wide). Options: --one-location DIR, --system, --oned-conf, --sudoers.",
+    help: "Lays out the remotes tree, the tm-* entries, vmm_ssh_ovz.conf and onevz's own " +
+      "transfer manager (tm_ovz/tm_ovz.conf) under $ONE_LOCATION (or system-wide), leaving " +
+      "OpenNebula's tm_ssh as it is. Every file it replaces or edits is kept under " +
+      "lib/onevz/backups and put back by `onevz uninstall`. Prints the oned.conf lines to add.",
     minArgs: 0,
     maxArgs: 0,
     options: {
-      "one-location": "string",
-      system: "boolean",
-      "oned-conf": "boolean",
-      sudoers: "boolean",
-      binary: "string",
-      "scripts-remote-dir": "string",
+      "one-location": {
+        type: "string",
+        value: "DIR",
+        help: "self-contained OpenNebula in DIR (default: $ONE_LOCATION)",
+      },
+      system: {
+        type: "boolean",
+        help: "system-wide OpenNebula (/var/lib/one/remotes, /usr/lib/one, /etc/one)",
+      },
+      "oned-conf": {
+        type: "boolean",
+        help: "merge the lines into oned.conf between # BEGIN onevz / # END onevz",
+      },
+      "scripts-remote-dir": {
+        type: "string",
+        value: "DIR",
+        help: "SCRIPTS_REMOTE_DIR for the hook's path (default: oned.conf's, else /var/tmp/one)",
+      },
+      binary: {
+        type: "string",
+        value: "PATH",
+        help: "the compiled onevz to install (default: the running one)",
+      },
+      "dev-launcher": {
+        type: "boolean",
+        help: "from a source checkout, install a launcher that runs it (tests; no node can run it)",
+      },
+      sudoers: {
+        type: "boolean",
+        help: "only print the sudo rules for the nodes (changes nothing)",
+      },
+      group: {
+        type: "string",
+        value: "NAME",
+        help: "with --sudoers: the group the rules are for (default cloud)",
+      },
     },
     load: () => import("../admin/install.ts"),
   },
@@ -241,29 +287,50 @@ export const COMMANDS: CommandEntry[] = [
     name: "uninstall",
     summary: "remove what install laid out and restore its backups",
     usage: "",
-    help: "Options: --one-location DIR, --system.",
+    help: "Removes every file install wrote that is unchanged, puts back the exact bytes of " +
+      "the files it replaced or edited, and names the files changed since install.",
     minArgs: 0,
     maxArgs: 0,
-    options: { "one-location": "string", system: "boolean" },
+    options: {
+      "one-location": {
+        type: "string",
+        value: "DIR",
+        help: "the self-contained OpenNebula install was made in (default: $ONE_LOCATION)",
+      },
+      system: { type: "boolean", help: "the system-wide installation" },
+    },
     load: () => import("../admin/uninstall.ts"),
   },
   {
     name: "doctor",
     summary: "check a front-end and its nodes and say what to fix",
     usage: "[host…]",
-    help: "Checks the front-end (environment, oned.conf, installed remotes, tm_ssh.conf, " +
-      "defaults file, image repository, ssh to localhost) and each HOST (ssh both ways, sudo " +
-      "without a tty, secure_path, OpenVZ tools and kernel, template cache, VM_DIR, name " +
-      "resolution, root ssh between nodes, glibc for the binary) and prints ok / warning / " +
-      "failure per check with the command that fixes it. --json for scripts. Exits 1 when a " +
-      "check fails.",
+    help: "Checks the front-end (environment, oned.conf, installed remotes and executable, " +
+      "tm_ovz.conf and tm_ssh.conf, defaults file, image repository, ssh to localhost) and " +
+      "each HOST (ssh both ways, sudo without a tty, secure_path, OpenVZ tools and kernel, " +
+      "template cache, VM_DIR, name resolution, root ssh between nodes, glibc for the " +
+      "binary, the onevz copied there) and prints ok / warning / failure per check with the " +
+      "command that fixes it (and who runs it where), or what to do when no command can. " +
+      "Exits 1 when a check fails.",
     minArgs: 0,
     maxArgs: 1000,
     options: {
-      json: "boolean",
-      frontend: "string",
-      "vm-dir": "string",
-      "remote-dir": "string",
+      json: { type: "boolean", help: "print the results as JSON (for scripts)" },
+      frontend: {
+        type: "string",
+        value: "NAME",
+        help: "the front-end as nodes reach it (default $ONEVZ_FRONTEND, else this host's name)",
+      },
+      "vm-dir": {
+        type: "string",
+        value: "DIR",
+        help: "VM_DIR on the nodes (default $ONEVZ_VM_DIR, else oned's configuration)",
+      },
+      "remote-dir": {
+        type: "string",
+        value: "DIR",
+        help: "SCRIPTS_REMOTE_DIR on the nodes (default $ONEVZ_REMOTE_DIR, else oned's)",
+      },
     },
     load: () => import("../admin/doctor.ts"),
   },

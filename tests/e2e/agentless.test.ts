@@ -147,7 +147,16 @@ async function setUp(): Promise<Setup> {
     // A real installation on the front-end, plus OpenNebula's own run_probes.
     const oneLocation = join(bed.dir, "one");
     const inst = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", `${REPO}/main.ts`, "install", "--one-location", oneLocation],
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        `${REPO}/main.ts`,
+        "install",
+        "--one-location",
+        oneLocation,
+        "--dev-launcher",
+      ],
       stdout: "piped",
       stderr: "piped",
     }).output();

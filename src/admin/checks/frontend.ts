@@ -7,9 +7,11 @@ import { join } from "node:path";
 import { shellQuote } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import { parseDriverConfig } from "../../one/config.ts";
-import { TM_ACTIONS, VMM_ACTIONS } from "../layout.ts";
+import { namesOnevzTm, readManifest } from "../install.ts";
+import { executableKind, TM_ACTIONS, VMM_ACTIONS, withoutOnedBlock } from "../layout.ts";
+import { sshFailureFix } from "./node.ts";
 import { attr, namedVector, type OnedConf, parseOnedConf } from "./oned.ts";
-import { type CheckResult, fail, firstLine, ok, warn } from "./types.ts";
+import { type CheckResult, fail, firstLine, type FixSpec, ok, runAs, todo, warn } from "./types.ts";
 
 const SCOPE = "front-end";
 export const SYSTEM_ONED_CONF = "/etc/one/oned.conf";
@@ -47,12 +49,24 @@ export interface FrontendFacts {
   remotes: FileFact[];
   /** `bin/onevz --version` result, null when bin/onevz is missing. */
   remoteVersion: { rc: number; out: string } | null;
+  /** The first bytes of bin/onevz (ELF or a script), null when it is missing. */
+  remoteHead?: string | null;
   /** This program's version. */
   version: string;
+  /** onevz's transfer manager configuration (etc/tm_ovz/tm_ovz.conf). */
+  tmOvzConfPath: string;
+  tmOvzConf: string | null;
+  /** Whether install left its own version beside an edited tm_ovz.conf (`.new`). */
+  tmOvzConfNew?: boolean;
+  /** The executables tm_ovz.conf names. */
+  tmEntries: FileFact[];
+  /** OpenNebula's tm_ssh.conf (it must not name onevz's commands). */
   tmSshConfPath: string;
   tmSshConf: string | null;
-  /** The executables tm_ssh.conf names. */
-  tmEntries: FileFact[];
+  /** Whether onevz's install manifest lists tm_ssh.conf (an earlier onevz wrote it). */
+  tmSshByOnevz?: boolean;
+  /** How a fix runs onevz on this front-end (the executable's path, or `onevz`). */
+  onevzCommand?: string;
   defaultsPath: string;
   defaultsText: string | null;
   imageRepo: FileFact & { oneadminGroups?: string[]; writableByCurrentUser?: boolean };
@@ -66,6 +80,7 @@ export function frontendPaths(oneLocation: string | undefined) {
   const loc = oneLocation?.replace(/\/+$/, "");
   return loc
     ? {
+      root: loc,
       etc: `${loc}/etc`,
       onedConf: `${loc}/etc/oned.conf`,
       remotes: `${loc}/var/remotes`,
@@ -73,6 +88,7 @@ export function frontendPaths(oneLocation: string | undefined) {
       varConfig: `${loc}/var/config`,
     }
     : {
+      root: "/var/lib/one",
       etc: "/etc/one",
       onedConf: SYSTEM_ONED_CONF,
       remotes: "/var/lib/one/remotes",
@@ -82,9 +98,34 @@ export function frontendPaths(oneLocation: string | undefined) {
 }
 
 /** The command that (re)installs onevz on this front-end. */
-export function installCommand(oneLocation: string | undefined, extra = ""): string {
+export function installCommand(
+  oneLocation: string | undefined,
+  extra = "",
+  onevz = "onevz",
+): string {
   const where = oneLocation ? `--one-location ${shellQuote(oneLocation)}` : "--system";
-  return `onevz install ${where}${extra ? " " + extra : ""}`;
+  return `${onevz} install ${where}${extra ? " " + extra : ""}`;
+}
+
+/** How a printed fix runs this onevz: the compiled executable's path, else `onevz`. */
+export function onevzCommand(): string {
+  const exe = Deno.execPath();
+  return /^deno(\.exe)?$/.test(exe.split("/").pop() ?? "") ? "onevz" : shellQuote(exe);
+}
+
+/**
+ * The OpenNebula user: ONEVZ_ONEADMIN, else the user running doctor — unless that is root,
+ * then the owner of the installation ($ONE_LOCATION, /var/lib/one), else "oneadmin".
+ */
+export function oneadminOf(
+  envOneadmin: string | undefined,
+  currentUser: string,
+  installOwner: string | undefined,
+): string {
+  if (envOneadmin) return envOneadmin;
+  if (currentUser && currentUser !== "root") return currentUser;
+  if (installOwner && installOwner !== "UNKNOWN") return installOwner;
+  return "oneadmin";
 }
 
 /** VM_DIR and SCRIPTS_REMOTE_DIR as oned uses them (var/config first, then oned.conf). */
@@ -145,9 +186,18 @@ export async function gatherFrontend(
   const remotes = await Promise.all(REQUIRED_REMOTES.map((r) => stat(join(paths.remotes, r))));
   const bin = remotes[0];
   const remoteVersion = bin.exists ? await run([bin.path, "--version"]) : null;
+  const head = bin.exists
+    ? await host.run(["head", "-c", "4096", bin.path], { check: false })
+    : null;
+  const tmOvzConfPath = `${paths.etc}/tm_ovz/tm_ovz.conf`;
+  const tmOvzConf = await read(tmOvzConfPath);
   const tmSshConfPath = `${paths.etc}/tm_ssh/tm_ssh.conf`;
   const tmSshConf = await read(tmSshConfPath);
-  const tmTargets = tmSshConf === null ? [] : Object.values(parseTmSshConf(tmSshConf));
+  const tmTargets = tmOvzConf === null ? [] : Object.values(parseTmSshConf(tmOvzConf));
+  const manifestPath = e.ONE_LOCATION
+    ? `${paths.root}/lib/onevz/install-manifest.json`
+    : "/usr/lib/one/onevz/install-manifest.json";
+  const manifest = await readManifest(manifestPath);
   const vmMad = onedConf === null
     ? undefined
     : namedVector(parseOnedConf(onedConf), "VM_MAD", "vmm_ovz");
@@ -156,7 +206,12 @@ export async function gatherFrontend(
   const repoPath = (onedConf !== null && attr(parseOnedConf(onedConf), "IMAGE_REPOSITORY_PATH")) ||
     paths.images;
   const currentUser = (await run(["id", "-un"])).out || env("USER") || "";
-  const oneadmin = env("ONEVZ_ONEADMIN") || currentUser || "oneadmin";
+  const owner = await host.run(["stat", "-c", "%U", paths.root], { check: false });
+  const oneadmin = oneadminOf(
+    env("ONEVZ_ONEADMIN") || undefined,
+    currentUser,
+    owner.status === 0 ? owner.stdout.trim() : undefined,
+  );
   const repo = await stat(repoPath);
   const groups = await run(["id", "-Gn", oneadmin]);
   const w = await run(["test", "-w", repoPath]);
@@ -170,10 +225,16 @@ export async function gatherFrontend(
     remotesDir: paths.remotes,
     remotes,
     remoteVersion,
+    remoteHead: head && head.status === 0 ? head.stdout : null,
     version,
+    tmOvzConfPath,
+    tmOvzConf,
+    tmOvzConfNew: await host.exists(`${tmOvzConfPath}.new`),
+    tmEntries: await Promise.all(tmTargets.map(stat)),
     tmSshConfPath,
     tmSshConf,
-    tmEntries: await Promise.all(tmTargets.map(stat)),
+    tmSshByOnevz: (manifest?.files ?? []).some((x) => x.path === tmSshConfPath),
+    onevzCommand: onevzCommand(),
     defaultsPath,
     defaultsText: await read(defaultsPath),
     imageRepo: {
@@ -216,7 +277,11 @@ function modeText(mode: number): string {
 export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
   const r: CheckResult[] = [];
   const loc = f.env.ONE_LOCATION;
-  const install = installCommand(loc);
+  const onevz = f.onevzCommand ?? "onevz";
+  // Fixes that write OpenNebula's files run as its user, not as a root running doctor.
+  const asOneadmin = (command: string): FixSpec =>
+    f.currentUser === f.oneadmin ? command : runAs(f.oneadmin, "front-end", command);
+  const install = asOneadmin(installCommand(loc, "", onevz));
 
   // Environment.
   if (loc) r.push(ok("frontend.env.one_location", SCOPE, `ONE_LOCATION=${loc}`));
@@ -227,18 +292,22 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
       "frontend.env.one_location",
       SCOPE,
       "ONE_LOCATION is not set and there is no /etc/one/oned.conf",
-      "export ONE_LOCATION=/srv/cloud/one   # your OpenNebula installation directory",
+      todo(
+        "set ONE_LOCATION to your OpenNebula directory in oneadmin's environment " +
+          "(the seed's ~/.one-env: export ONE_LOCATION=/srv/cloud/one/one-2.2.1) and run doctor again",
+      ),
     ));
   }
   const a = f.oneAuth;
-  const authFix = `mkdir -p ~/.one && echo 'oneadmin:<password>' > ${shellQuote(a.path)} && ` +
-    `chmod 600 ${shellQuote(a.path)}`;
   if (!a.exists) {
     r.push(fail(
       "frontend.env.one_auth",
       SCOPE,
       `ONE_AUTH file ${a.path} does not exist${f.env.ONE_AUTH ? "" : " (ONE_AUTH unset)"}`,
-      authFix + (f.env.ONE_AUTH ? "" : ` && export ONE_AUTH=${shellQuote(a.path)}`),
+      todo(
+        `write '${f.oneadmin}:<password>' (oneadmin's OpenNebula password) into ${a.path}, ` +
+          `mode 600${f.env.ONE_AUTH ? "" : `, and export ONE_AUTH=${a.path} in ~/.one-env`}`,
+      ),
     ));
   } else if (a.mode !== undefined && (a.mode & 0o004) !== 0) {
     r.push(fail(
@@ -252,7 +321,7 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
       "frontend.env.one_auth",
       SCOPE,
       `ONE_AUTH is not set (OpenNebula falls back to ${a.path})`,
-      `export ONE_AUTH=${shellQuote(a.path)}`,
+      todo(`add export ONE_AUTH=${a.path} to oneadmin's ~/.one-env`),
     ));
   } else {
     r.push(ok("frontend.env.one_auth", SCOPE, `ONE_AUTH=${a.path} exists, not world-readable`));
@@ -263,14 +332,14 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
       "frontend.env.one_xmlrpc",
       SCOPE,
       "ONE_XMLRPC is not set (the CLI uses http://localhost:2633/RPC2)",
-      "export ONE_XMLRPC=http://localhost:2633/RPC2",
+      todo("add export ONE_XMLRPC=http://localhost:2633/RPC2 to oneadmin's ~/.one-env"),
     ));
   } else if (!/^https?:\/\/[^\s/]+/.test(x)) {
     r.push(fail(
       "frontend.env.one_xmlrpc",
       SCOPE,
       `ONE_XMLRPC=${x} is not an http(s) URL`,
-      "export ONE_XMLRPC=http://localhost:2633/RPC2",
+      todo("set ONE_XMLRPC=http://<front-end>:2633/RPC2 in oneadmin's ~/.one-env"),
     ));
   } else r.push(ok("frontend.env.one_xmlrpc", SCOPE, `ONE_XMLRPC=${x}`));
 
@@ -280,10 +349,20 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
       "frontend.oned.conf",
       SCOPE,
       `${f.onedConfPath} does not exist`,
-      installCommand(loc, "--oned-conf"),
+      todo(
+        `${loc ? `ONE_LOCATION=${loc}` : "/etc/one"} holds no OpenNebula configuration: ` +
+          "point ONE_LOCATION at the OpenNebula installation (or install OpenNebula), then " +
+          "run doctor again",
+      ),
     ));
   } else {
-    r.push(...evaluateOnedConf(f.onedConfPath, parseOnedConf(f.onedConf), loc, f.varConfig));
+    r.push(
+      ...evaluateOnedConf(f.onedConfPath, parseOnedConf(f.onedConf), loc, f.varConfig, {
+        text: f.onedConf,
+        fixAs: f.currentUser === f.oneadmin ? undefined : f.oneadmin,
+        onevz,
+      }),
+    );
   }
 
   // Remotes.
@@ -302,10 +381,33 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
       "frontend.remotes",
       SCOPE,
       `remotes not executable: ${notExec.map((m) => m.path).join(", ")}`,
-      `chmod 755 ${notExec.map((m) => shellQuote(m.path)).join(" ")}`,
+      asOneadmin(`chmod 755 ${notExec.map((m) => shellQuote(m.path)).join(" ")}`),
     ));
   } else {
     r.push(ok("frontend.remotes", SCOPE, `remotes installed and executable in ${f.remotesDir}`));
+  }
+  const binPath = `${f.remotesDir}/bin/onevz`;
+  if (f.remoteHead !== undefined && f.remoteHead !== null) {
+    const kind = executableKind(f.remoteHead);
+    if (kind === "elf") {
+      r.push(ok("frontend.remotes.executable", SCOPE, `${binPath} is a compiled executable`));
+    } else {
+      r.push(fail(
+        "frontend.remotes.executable",
+        SCOPE,
+        `${binPath} is ${
+          kind === "dev-launcher"
+            ? "a development launcher (it runs a source checkout with deno on this machine)"
+            : kind === "script"
+            ? "a script"
+            : "not an executable"
+        }, not the compiled onevz: no node can run it`,
+        todo(
+          "build the executable (README §10: npx deno run -A build.ts) and install with it: " +
+            `dist/onevz install ${loc ? `--one-location ${shellQuote(loc)}` : "--system"}`,
+        ),
+      ));
+    }
   }
   if (f.remoteVersion !== null) {
     const got = /\b(\d+\.\d+\.\d+\S*)/.exec(f.remoteVersion.out)?.[1];
@@ -314,8 +416,8 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
         "frontend.remotes.version",
         SCOPE,
         f.remoteVersion.rc !== 0
-          ? `${f.remotesDir}/bin/onevz --version failed: ${firstLine(f.remoteVersion.out)}`
-          : `${f.remotesDir}/bin/onevz is version ${got ?? "unknown"}, this onevz is ${f.version}`,
+          ? `${binPath} --version failed: ${firstLine(f.remoteVersion.out)}`
+          : `${binPath} is version ${got ?? "unknown"}, this onevz is ${f.version}`,
         install,
       ));
     } else {
@@ -323,32 +425,59 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
     }
   }
 
-  // tm_ssh.conf.
-  if (f.tmSshConf === null) {
-    r.push(fail("frontend.tm_ssh", SCOPE, `${f.tmSshConfPath} does not exist`, install));
+  // onevz's transfer manager (tm_ovz.conf).
+  if (f.tmOvzConf === null) {
+    r.push(fail("frontend.tm_ovz", SCOPE, `${f.tmOvzConfPath} does not exist`, install));
   } else {
-    const entries = parseTmSshConf(f.tmSshConf);
+    const entries = parseTmSshConf(f.tmOvzConf);
     const wrong = TM_ACTIONS.filter(([k, action]) =>
       !entries[k] || entries[k].split("/").pop() !== action
     ).map(([k]) => k);
     const broken = f.tmEntries.filter((t) => !t.exists || !t.executable).map((t) => t.path);
+    const edited: FixSpec = f.tmOvzConfNew
+      ? todo(
+        `${f.tmOvzConfPath} was edited: compare it with ${f.tmOvzConfPath}.new (this version's)`,
+      )
+      : install;
     if (wrong.length) {
       r.push(fail(
-        "frontend.tm_ssh",
+        "frontend.tm_ovz",
         SCOPE,
-        `${f.tmSshConfPath}: ${wrong.join(", ")} do not point at onevz tm entries`,
-        install,
+        `${f.tmOvzConfPath}: ${wrong.join(", ")} do not point at onevz tm entries`,
+        edited,
       ));
     } else if (broken.length) {
       r.push(fail(
-        "frontend.tm_ssh",
+        "frontend.tm_ovz",
         SCOPE,
-        `tm_ssh.conf names missing or non-executable entries: ${broken.join(", ")}`,
+        `tm_ovz.conf names missing or non-executable entries: ${broken.join(", ")}`,
         install,
       ));
     } else {
-      r.push(ok("frontend.tm_ssh", SCOPE, `${f.tmSshConfPath} points at the onevz tm entries`));
+      r.push(ok("frontend.tm_ovz", SCOPE, `${f.tmOvzConfPath} points at the onevz tm entries`));
     }
+  }
+  // OpenNebula's tm_ssh.conf stays OpenNebula's: KVM and Xen hosts use it.
+  if (f.tmSshConf !== null && namesOnevzTm(f.tmSshConf)) {
+    r.push(warn(
+      "frontend.tm_ssh",
+      SCOPE,
+      `${f.tmSshConfPath} names onevz's tm-* commands: KVM/Xen hosts registered with tm_ssh ` +
+        "would get onevz's transfers (no swap file, a directory for context, no MKIMAGE)",
+      f.tmSshByOnevz ? install : todo(
+        `put OpenNebula's tm_ssh.conf back (the seed's ${f.tmSshConfPath}.orig, or ` +
+          "CLONE=ssh/tm_clone.sh … CONTEXT=ssh/tm_context.sh, README §2) and register OpenVZ " +
+          "nodes with tm_ovz",
+      ),
+    ));
+  } else {
+    r.push(ok(
+      "frontend.tm_ssh",
+      SCOPE,
+      f.tmSshConf === null
+        ? `no ${f.tmSshConfPath} (onevz does not need it)`
+        : `${f.tmSshConfPath} does not name onevz's commands (left as OpenNebula's)`,
+    ));
   }
 
   // Defaults file.
@@ -372,7 +501,7 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
         "frontend.defaults",
         SCOPE,
         `defaults file does not parse: ${(e as Error).message}`,
-        `\${EDITOR:-vi} ${shellQuote(f.defaultsPath)}`,
+        todo(`correct ${f.defaultsPath} where the message says`),
       ));
     }
   }
@@ -384,13 +513,14 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
   if (f.sshLocalhost.rc === 0) {
     r.push(ok("frontend.ssh_localhost", SCOPE, "passwordless ssh to localhost works"));
   } else {
+    const who = f.currentUser || f.oneadmin;
     r.push(fail(
       "frontend.ssh_localhost",
       SCOPE,
       `ssh -o BatchMode=yes localhost failed: ${
         firstLine(f.sshLocalhost.out) || "exit " + f.sshLocalhost.rc
       }`,
-      `ssh-copy-id ${f.currentUser || f.oneadmin}@localhost`,
+      sshFailureFix(f.sshLocalhost.out, `${who}@localhost`, who),
     ));
   }
   return r;
@@ -399,9 +529,14 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
 function evaluateImageRepo(f: FrontendFacts): CheckResult {
   const repo = f.imageRepo;
   const id = "frontend.image_repository";
-  const fix = `mkdir -p ${shellQuote(repo.path)} && chown ${f.oneadmin} ${shellQuote(repo.path)}`;
+  const q = shellQuote(repo.path);
   if (!repo.exists) {
-    return fail(id, SCOPE, `image repository ${repo.path} does not exist`, fix);
+    return fail(
+      id,
+      SCOPE,
+      `image repository ${repo.path} does not exist`,
+      runAs("root", "front-end", `mkdir -p ${q} && chown ${f.oneadmin} ${q}`),
+    );
   }
   const mode = repo.mode ?? 0;
   const writable = f.oneadmin === f.currentUser
@@ -417,7 +552,7 @@ function evaluateImageRepo(f: FrontendFacts): CheckResult {
       `image repository ${repo.path} is not writable by ${f.oneadmin} (owner ${repo.owner}, mode ${
         modeText(mode)
       })`,
-      `chown ${f.oneadmin} ${shellQuote(repo.path)} && chmod u+rwx ${shellQuote(repo.path)}`,
+      runAs("root", "front-end", `chown ${f.oneadmin} ${q} && chmod u+rwx ${q}`),
     );
   }
   return ok(id, SCOPE, `image repository ${repo.path} is writable by ${f.oneadmin}`);
@@ -429,47 +564,61 @@ export function evaluateOnedConf(
   conf: OnedConf,
   oneLocation: string | undefined,
   varConfig: string | null = null,
+  o: { text?: string; fixAs?: string; onevz?: string } = {},
 ): CheckResult[] {
   const r: CheckResult[] = [];
-  const fix = installCommand(oneLocation, "--oned-conf");
+  const command = installCommand(oneLocation, "--oned-conf", o.onevz);
+  const merge: FixSpec = o.fixAs ? runAs(o.fixAs, "front-end", command) : command;
+  // Sections outside the onevz block are the operator's: install leaves them alone.
+  const own = o.text === undefined ? undefined : parseOnedConf(withoutOnedBlock(o.text));
   const section = (
     id: string,
     kind: string,
     name: string,
-    want: Record<string, (v: string | undefined) => boolean>,
+    want: Record<string, { test: (v: string | undefined) => boolean; value: string }>,
     describe: string,
     missingIsWarning = false,
   ) => {
     const v = namedVector(conf, kind, name);
     if (!v) {
       const make = missingIsWarning ? warn : fail;
-      r.push(make(id, SCOPE, `${path} has no ${kind} named "${name}"`, fix));
+      r.push(make(id, SCOPE, `${path} has no ${kind} named "${name}"`, merge));
       return;
     }
-    const bad = Object.entries(want).filter(([k, test]) => !test(v[k])).map(([k]) =>
-      `${k}=${v[k] === undefined ? "(unset)" : JSON.stringify(v[k])}`
-    );
+    const bad = Object.entries(want).filter(([k, w]) => !w.test(v[k]));
     if (bad.length) {
-      r.push(
-        fail(
-          id,
-          SCOPE,
-          `${kind} "${name}" in ${path}: wrong ${bad.join(", ")} (want ${describe})`,
-          fix,
-        ),
-      );
+      const operators = own !== undefined && namedVector(own, kind, name) !== undefined;
+      r.push(fail(
+        id,
+        SCOPE,
+        `${kind} "${name}" in ${path}: wrong ${
+          bad.map(([k]) => `${k}=${v[k] === undefined ? "(unset)" : JSON.stringify(v[k])}`)
+            .join(", ")
+        } (want ${describe})`,
+        operators
+          ? todo(
+            `edit the ${kind} named "${name}" in ${path} (install leaves sections it did not ` +
+              `write alone): ${bad.map(([k, w]) => `${k} = ${w.value}`).join(", ")}`,
+          )
+          : merge,
+      ));
     } else {
       r.push(ok(id, SCOPE, `${kind} "${name}" (${describe})`));
     }
   };
+  const is = (want: string) => ({
+    test: (v: string | undefined) => v === want,
+    value: `"${want}"`,
+  });
+  const hasOvz = (arg: string) => ({
+    test: (v: string | undefined) => v !== undefined && new RegExp(`\\b${arg}\\b`).test(v),
+    value: `"${arg}"`,
+  });
   section(
     "frontend.oned.im_mad",
     "IM_MAD",
     "im_ovz",
-    {
-      executable: (v) => v === "one_im_ssh",
-      arguments: (v) => v !== undefined && /\bovz\b/.test(v),
-    },
+    { executable: is("one_im_ssh"), arguments: hasOvz("ovz") },
     "one_im_ssh, arguments ovz",
   );
   section(
@@ -477,22 +626,19 @@ export function evaluateOnedConf(
     "VM_MAD",
     "vmm_ovz",
     {
-      executable: (v) => v === "one_vmm_ssh",
-      arguments: (v) => v !== undefined && /\bovz\b/.test(v),
-      type: (v) => v === "xml",
-      default: (v) => v === DEFAULT_VMM_DEFAULTS,
+      executable: is("one_vmm_ssh"),
+      arguments: hasOvz("ovz"),
+      type: is("xml"),
+      default: is(DEFAULT_VMM_DEFAULTS),
     },
     `one_vmm_ssh, type xml, default ${DEFAULT_VMM_DEFAULTS}`,
   );
   section(
     "frontend.oned.tm_mad",
     "TM_MAD",
-    "tm_ssh",
-    {
-      executable: (v) => v === "one_tm",
-      arguments: (v) => v === "tm_ssh/tm_ssh.conf",
-    },
-    "one_tm, tm_ssh/tm_ssh.conf",
+    "tm_ovz",
+    { executable: is("one_tm"), arguments: is("tm_ovz/tm_ovz.conf") },
+    "one_tm, tm_ovz/tm_ovz.conf",
   );
   const srd = nodeDirs(null, varConfig, oneLocation).remoteDir;
   const srdConf = attr(conf, "SCRIPTS_REMOTE_DIR") ?? srd;
@@ -502,9 +648,9 @@ export function evaluateOnedConf(
     "VM_HOOK",
     "vzfirewall",
     {
-      on: (v) => v?.toUpperCase() === "RUNNING",
-      command: (v) => v === hookCmd,
-      remote: (v) => v?.toLowerCase() === "yes",
+      on: { test: (v) => v?.toUpperCase() === "RUNNING", value: '"RUNNING"' },
+      command: is(hookCmd),
+      remote: { test: (v) => v?.toLowerCase() === "yes", value: '"yes"' },
     },
     `on RUNNING, remote yes, command ${hookCmd}`,
     true,

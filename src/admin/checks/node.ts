@@ -5,16 +5,19 @@
  */
 import { shellQuote } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
-import { sudoersLines } from "../layout.ts";
+import { executableKind, sudoersLines } from "../layout.ts";
 import {
   type CheckResult,
   fail,
   firstLine,
+  type FixSpec,
   ok,
   parseProbeOutput,
   type ProbeOutput,
   type Probes,
   probeScript,
+  runAs,
+  todo,
   warn,
 } from "./types.ts";
 
@@ -39,6 +42,14 @@ export interface NodeFacts {
   resolve: { target: string; rc: number; out: string };
   /** The user the front-end logs in as (for fixes), when known. */
   sshUser?: string;
+  /** The onevz version on the front-end (what bin/onevz on the node should be). */
+  version?: string;
+  /** How fixes run on the front-end reach this node: `ssh` plus the options doctor used. */
+  sshCommand?: string;
+  /** How a fix on the front-end runs onevz (the compiled executable's path, or `onevz`). */
+  onevzCommand?: string;
+  /** The user who runs doctor on the front-end. */
+  frontendUser?: string;
 }
 
 /** The fixed probe snippets for a node. Values are shellQuoted. */
@@ -56,11 +67,15 @@ export function nodeProbes(o: {
     `if [ -w "$p" ]; then echo creatable; else echo "not-creatable $p"; fi; fi`;
   const sshOpts = `-o BatchMode=yes -o ConnectTimeout=10`;
   const probes: Record<string, string> = {
-    user: "id -un; id -u",
+    user: "id -un; id -u; id -Gn",
     hostname: "hostname",
-    sudo: "sudo -n true",
+    // A program the onevz rules allow (they do not allow `true`).
+    sudo: "sudo -n test -e /",
     sudo_list: "sudo -n -l",
-    sudo_path: `sudo -n sh -c 'echo "PATH=$PATH"; command -v iptables-restore || true'`,
+    // The PATH sudo gives vzfirewall: the last secure_path `sudo -l` lists, else the user's
+    // (sudo -n sh is refused by the onevz rules, so it cannot be asked directly).
+    sudo_path: `echo "PATH=$PATH"; for d in /sbin /usr/sbin /bin /usr/bin; do ` +
+      `[ -x "$d/iptables-restore" ] && echo "IPTABLES=$d/iptables-restore"; done; true`,
     tools: `for t in ${OVZ_TOOLS.join(" ")}; do printf '%s=%s\\n' "$t" "$(command -v "$t")"; done`,
     vzctl_version: "vzctl --version",
     proc_vz: `test -d ${q(o.sysPath("/proc/vz"))}`,
@@ -74,6 +89,10 @@ export function nodeProbes(o: {
     kernel: "uname -r",
     vm_dir: dirState(o.vmDir),
     remote_dir: dirState(o.remoteDir),
+    // What oned copied there as bin/onevz: the compiled executable, or a script.
+    onevz_bin: `f=${q(o.remoteDir.replace(/\/+$/, "") + "/bin/onevz")}; ` +
+      `if [ ! -e "$f" ]; then echo absent; elif [ "$(head -c 2 "$f")" = "#!" ]; then ` +
+      `echo script; head -c 1000 "$f"; else echo binary; "$f" --version 2>&1 | head -n 1; fi`,
     ssh_back: `"\${ONEVZ_SSH:-ssh}" ${sshOpts} \${ONEVZ_SSH_CONFIG:+-F "$ONEVZ_SSH_CONFIG"} -n ${
       q(o.frontend)
     } true`,
@@ -89,9 +108,25 @@ export function nodeProbes(o: {
 export async function gatherNode(
   host: Host,
   front: Host,
-  o: { frontend: string; vmDir: string; remoteDir: string; peers: string[]; sshConfig?: string },
+  o: {
+    frontend: string;
+    vmDir: string;
+    remoteDir: string;
+    peers: string[];
+    sshConfig?: string;
+    version?: string;
+    sshCommand?: string;
+    onevzCommand?: string;
+    frontendUser?: string;
+    /** Probes of further checks (src/admin/checks/registry.ts), run in the same round trip. */
+    extraProbes?: Record<string, string>;
+  },
 ): Promise<NodeFacts> {
-  const script = probeScript(nodeProbes({ sysPath: (p) => host.sysPath(p), ...o }));
+  const { extraProbes, ...facts } = o;
+  const script = probeScript({
+    ...nodeProbes({ sysPath: (p) => host.sysPath(p), ...o }),
+    ...extraProbes,
+  });
   let login: ProbeOutput;
   let probes: Probes = {};
   try {
@@ -118,7 +153,7 @@ export async function gatherNode(
   const res = await front.run(["getent", "hosts", target], { check: false, timeoutMs: 10000 });
   return {
     name: host.name,
-    ...o,
+    ...facts,
     login,
     probes,
     resolve: { target, rc: res.status, out: res.stdout.trim() },
@@ -147,17 +182,95 @@ export function grantsAll(sudoList: string): boolean {
   return /\(ALL(?:\s*:\s*ALL)?\)\s*(?:NOPASSWD:\s*)?ALL\s*$/m.test(sudoList);
 }
 
+/** The secure_path sudo applies (the last one `sudo -l` lists), if any (pure). */
+export function sudoSecurePath(sudoList: string): string | undefined {
+  const all = [...sudoList.matchAll(/secure_path=((?:\\.|[^,\s])*)/g)].map((m) =>
+    m[1].replaceAll("\\", "")
+  );
+  return all.at(-1);
+}
+
+/**
+ * What to do about a failed ssh, from ssh's own message: a command would not help when the
+ * name does not resolve or nothing listens (pure).
+ */
+export function sshFailureFix(out: string, login: string, frontendUser: string): FixSpec {
+  if (
+    /Could not resolve hostname|Name or service not known|not known|No address associated/i.test(
+      out,
+    )
+  ) {
+    return todo(
+      `make the name resolve on the front-end (the node's FQDN, a 'search' domain in ` +
+        `/etc/resolv.conf, or an /etc/hosts entry); ssh keys are not the problem`,
+    );
+  }
+  if (/Connection refused|Connection reset|Connection closed/i.test(out)) {
+    return todo(
+      `nothing answers ssh there: start sshd on the node (service sshd start) and check ` +
+        `its port and firewall; ssh keys are not the problem`,
+    );
+  }
+  if (/timed out|No route to host|Network is unreachable/i.test(out)) {
+    return todo("the node is not reachable: check that it is up, its address and the firewall");
+  }
+  if (/Host key verification failed|IDENTIFICATION HAS CHANGED/i.test(out)) {
+    return todo(
+      `check the node's host key and accept it once: ssh ${login} as ${frontendUser} ` +
+        `interactively (ssh-keygen -R <host> first if the key changed)`,
+    );
+  }
+  if (/Permission denied|Too many authentication failures/i.test(out)) {
+    return todo(
+      `authorize ${frontendUser}'s public key for ${login}: ssh-copy-id ${login} asks for ` +
+        `the password once (or append the key to ~/.ssh/authorized_keys there)`,
+    );
+  }
+  return todo(`make 'ssh -o BatchMode=yes ${login} true' work as ${frontendUser}`);
+}
+
+/** The sudoers fix: the printed rules, checked by visudo, installed as root on the node. */
+function sudoersFix(
+  f: NodeFacts,
+  group: string,
+): { fix: FixSpec; rules: string[] } {
+  const fe = f.frontendUser || "oneadmin";
+  const file = "/etc/sudoers.d/onevz";
+  const remote = `cat > ${file}.new && chmod 440 ${file}.new && visudo -cqf ${file}.new && ` +
+    `mv -f ${file}.new ${file}`;
+  const onevz = f.onevzCommand ?? "onevz";
+  const command = `${onevz} install --sudoers${group === "cloud" ? "" : ` --group ${group}`} | ` +
+    `${f.sshCommand ?? "ssh"} root@${f.name} ${shellQuote(remote)}`;
+  return {
+    fix: runAs(
+      fe,
+      "front-end",
+      command,
+      `this needs root ssh to ${f.name} (the seed's setup); without it, put the rules below ` +
+        `into ${file} on ${f.name} with visudo`,
+    ),
+    rules: sudoersLines(group).trimEnd().split("\n"),
+  };
+}
+
 /** All results for one node (pure). */
 export function evaluateNode(f: NodeFacts): CheckResult[] {
   const scope = `node ${f.name}`;
   const r: CheckResult[] = [];
   const n = f.name;
   const p = (k: string): ProbeOutput | undefined => f.probes[k];
-  const user = p("user")?.out.split("\n")[0] || f.sshUser || "oneadmin";
-  const isRoot = p("user")?.out.split("\n")[1]?.trim() === "0";
+  const userLines = p("user")?.out.split("\n") ?? [];
+  const user = userLines[0] || f.sshUser || "oneadmin";
+  const isRoot = userLines[1]?.trim() === "0";
+  const groups = (userLines[2] ?? "").trim().split(/\s+/).filter(Boolean);
+  // The rules are written for the group the login user is in: cloud (the seed's), else its own.
+  const group = groups.includes("cloud") || isRoot || groups.length === 0 ? "cloud" : groups[0];
+  const fe = f.frontendUser || "oneadmin";
+  const login = `${f.sshUser ?? user}@${n}`;
 
   // Name resolution (on the front-end), also meaningful when ssh fails.
-  if (f.resolve.rc === 0) {
+  const resolves = f.resolve.rc === 0;
+  if (resolves) {
     r.push(ok(
       "node.resolve",
       scope,
@@ -169,19 +282,23 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
     r.push(fail(
       "node.resolve",
       scope,
-      `${f.resolve.target} does not resolve on the front-end (getent hosts); use the FQDN or a resolv.conf search domain`,
-      `echo 'search <your nodes domain>' >> /etc/resolv.conf`,
+      `${f.resolve.target} does not resolve on the front-end (getent hosts)`,
+      todo(
+        `use the node's FQDN, or add its domain as 'search <domain>' to the front-end's ` +
+          `/etc/resolv.conf, or give it an /etc/hosts entry`,
+      ),
     ));
   }
 
   if (f.login.rc !== 0) {
+    const why = firstLine(f.login.out) || "exit " + f.login.rc;
     r.push(fail(
       "node.ssh",
       scope,
-      `passwordless ssh (BatchMode) to ${n} failed: ${
-        firstLine(f.login.out) || "exit " + f.login.rc
-      }; other node checks skipped`,
-      `ssh-copy-id ${f.sshUser ?? "oneadmin"}@${n}`,
+      `passwordless ssh (BatchMode) to ${n} failed: ${why}; other node checks skipped`,
+      resolves
+        ? sshFailureFix(f.login.out, login, fe)
+        : todo(`fix the name resolution of ${n} first (node.resolve)`),
     ));
     return r;
   }
@@ -192,13 +309,15 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
   if (back && back.rc === 0) {
     r.push(ok("node.ssh_frontend", scope, `${n} can ssh back to the front-end ${f.frontend}`));
   } else {
+    const out = back?.out ?? "";
+    const words = sshFailureFix(out, `${user}@${f.frontend}`, `${user} on ${n}`);
     r.push(fail(
       "node.ssh_frontend",
       scope,
       `${n} cannot ssh to the front-end ${f.frontend} as ${user}: ${
-        firstLine(back?.out ?? "") || "exit " + (back?.rc ?? "?")
+        firstLine(out) || "exit " + (back?.rc ?? "?")
       }`,
-      `ssh -t ${n} ssh-copy-id ${user}@${f.frontend}`,
+      words,
     ));
   }
 
@@ -206,35 +325,35 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
   const sudo = p("sudo");
   const sudoOk = sudo?.rc === 0;
   const sudoOut = sudo?.out ?? "";
-  const sudoersFix = `onevz install --sudoers | ssh root@${n} ` +
-    `'cat > /etc/sudoers.d/onevz && chmod 440 /etc/sudoers.d/onevz'`;
+  const rulesFix = sudoersFix(f, group);
   if (sudoOk) {
     r.push(ok("node.sudo", scope, "sudo -n works without a tty"));
   } else if (/must have a tty|requiretty/i.test(sudoOut)) {
     r.push(fail(
       "node.sudo",
       scope,
-      `sudo requires a tty (requiretty): ${firstLine(sudoOut)} (fix as root on ${n})`,
-      `echo 'Defaults:%cloud !requiretty' > /etc/sudoers.d/onevz`,
+      `sudo requires a tty (requiretty): ${
+        firstLine(sudoOut)
+      }; the onevz rules lift it for %${group}`,
+      rulesFix.fix,
+      rulesFix.rules,
     ));
-  } else if (
-    /password is required|may not run sudo|not in the sudoers|not allowed/i.test(sudoOut)
-  ) {
+  } else if (sudo?.rc === 127 || /sudo.*(command )?not found/i.test(sudoOut)) {
     r.push(fail(
       "node.sudo",
       scope,
-      `${user} cannot run sudo without a password: ${firstLine(sudoOut)}`,
-      sudoersFix,
-      sudoersLines().trimEnd().split("\n"),
+      "sudo is not installed",
+      todo(`install sudo on ${n} (yum install sudo; apt-get install sudo on Debian)`),
     ));
-  } else if (sudo?.rc === 127 || /sudo.*(command )?not found/i.test(sudoOut)) {
-    r.push(fail("node.sudo", scope, "sudo is not installed", `ssh root@${n} yum install -y sudo`));
   } else {
     r.push(fail(
       "node.sudo",
       scope,
-      `sudo -n true failed: ${firstLine(sudoOut) || "exit " + sudo?.rc}`,
-      sudoersFix,
+      /password is required|may not run sudo|not in the sudoers|not allowed/i.test(sudoOut)
+        ? `${user} cannot run sudo without a password: ${firstLine(sudoOut)}`
+        : `sudo -n test -e / failed: ${firstLine(sudoOut) || "exit " + sudo?.rc}`,
+      rulesFix.fix,
+      rulesFix.rules,
     ));
   }
   if (sudoOk) {
@@ -249,9 +368,13 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
       r.push(warn(
         "node.sudoers_scope",
         scope,
-        `sudoers grants ${user} ALL commands; onevz needs only the rule below`,
-        sudoersFix,
-        sudoersLines().trimEnd().split("\n"),
+        `sudoers grants ${user} ALL commands: sudo sh, sudo -i and any program run as root ` +
+          `by name; the onevz rules below refuse those (they are still root-equivalent, README §3)`,
+        todo(
+          `install the rules below in /etc/sudoers.d/onevz on ${n} and delete the rule ` +
+            `granting ALL (visudo)`,
+        ),
+        rulesFix.rules,
       ));
     } else {
       r.push(ok(
@@ -261,8 +384,11 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
       ));
     }
     const sp = p("sudo_path")?.out ?? "";
-    const path = (/^PATH=(.*)$/m.exec(sp)?.[1] ?? "").split(":");
-    const ipt = sp.split("\n").find((l) => l.startsWith("/"));
+    const userPath = /^PATH=(.*)$/m.exec(sp)?.[1] ?? "";
+    const secure = isRoot ? undefined : sudoSecurePath(list?.out ?? "");
+    const path = (secure ?? userPath).split(":");
+    const ipt = [...sp.matchAll(/^IPTABLES=(.*)$/gm)].map((m) => m[1])
+      .find((x) => path.includes(x.replace(/\/[^/]+$/, "")));
     if (path.includes("/sbin") || ipt) {
       r.push(ok(
         "node.sudo_path",
@@ -270,13 +396,21 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
         `sudo's PATH reaches /sbin${ipt ? ` (iptables-restore: ${ipt})` : ""}`,
       ));
     } else {
+      const file = "/etc/sudoers.d/zz-onevz-secure-path";
+      const line = `Defaults:${user} secure_path="/sbin:/bin:/usr/sbin:/usr/bin"`;
       r.push(warn(
         "node.sudo_path",
         scope,
-        `sudo's secure_path does not reach /sbin (vzfirewall needs iptables-restore): PATH=${
+        `the PATH sudo gives vzfirewall does not reach /sbin (iptables-restore): PATH=${
           path.join(":")
-        }`,
-        `echo 'Defaults:%cloud secure_path="/bin:/sbin:/usr/bin:/usr/sbin"' >> /etc/sudoers.d/onevz`,
+        }${secure === undefined ? " (no secure_path)" : ""}`,
+        runAs(
+          "root",
+          n,
+          `echo ${shellQuote(line)} > ${file}.new && chmod 440 ${file}.new && ` +
+            `visudo -cqf ${file}.new && mv -f ${file}.new ${file}`,
+          "the file sorts after the others in /etc/sudoers.d: the last secure_path wins",
+        ),
       ));
     }
   }
@@ -296,14 +430,15 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
         `${t} present (${tools[t]}${t === "vzctl" && version ? `, version ${version}` : ""})`,
       ));
     } else {
-      r.push(
-        fail(
-          `node.tool.${t}`,
-          scope,
-          `${t} is not on the PATH`,
-          `ssh root@${n} yum install -y vzctl`,
+      r.push(fail(
+        `node.tool.${t}`,
+        scope,
+        `${t} is not on the PATH of ${user} on ${n}`,
+        todo(
+          `install the OpenVZ tools on ${n} (vzctl, which brings vzlist and vzmigrate, from ` +
+            `the OpenVZ repository: yum install vzctl), or put them on ${user}'s PATH`,
         ),
-      );
+      ));
     }
   }
   if (tools.vzfirewall) {
@@ -313,7 +448,7 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
       "node.tool.vzfirewall",
       scope,
       "vzfirewall is not on the PATH (FIREWALL rules and the vzfirewall hook will not work)",
-      `scp vzfirewall root@${n}:/usr/sbin/vzfirewall && ssh root@${n} chmod 755 /usr/sbin/vzfirewall`,
+      todo(`copy vzfirewall to /usr/sbin/vzfirewall on ${n}, mode 755 (README §5)`),
     ));
   }
 
@@ -334,7 +469,7 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
       "node.kernel.openvz",
       scope,
       "not running an OpenVZ kernel (/proc/vz missing)",
-      `ssh root@${n} 'yum install -y vzkernel && reboot'`,
+      todo(`install an OpenVZ kernel on ${n} (yum install vzkernel) and boot into it`),
     ));
   }
 
@@ -347,7 +482,7 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
       "node.template_cache",
       scope,
       `OS template cache ${tplDir}/cache is missing (TEMPLATE in /etc/vz/vz.conf)`,
-      `ssh root@${n} mkdir -p ${shellQuote(tplDir + "/cache")}`,
+      runAs("root", n, `mkdir -p ${shellQuote(tplDir + "/cache")}`),
     ));
   }
   if (p("dists")?.rc === 0) r.push(ok("node.dists", scope, "/etc/vz/dists exists"));
@@ -356,7 +491,7 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
       "node.dists",
       scope,
       "/etc/vz/dists is missing (distribution scripts of vzctl)",
-      `ssh root@${n} yum reinstall -y vzctl`,
+      todo(`reinstall vzctl on ${n}: /etc/vz/dists comes with it (yum reinstall vzctl)`),
     ));
   }
 
@@ -368,7 +503,11 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
     ] as const
   ) {
     const state = p(id.slice(5))?.out ?? "";
-    const fix = `ssh root@${n} 'mkdir -p ${shellQuote(dir)} && chown ${user} ${shellQuote(dir)}'`;
+    const fix = runAs(
+      "root",
+      n,
+      `mkdir -p ${shellQuote(dir)} && chown ${shellQuote(user)} ${shellQuote(dir)}`,
+    );
     if (state === "exists-writable") {
       r.push(ok(id, scope, `${label} ${dir} exists and is writable by ${user}`));
     } else if (state === "creatable") {
@@ -385,10 +524,57 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
     }
   }
 
+  // The onevz oned copied into SCRIPTS_REMOTE_DIR (node mode): the compiled executable only.
+  const bin = p("onevz_bin")?.out ?? "";
+  const binPath = `${f.remoteDir.replace(/\/+$/, "")}/bin/onevz`;
+  const [binKind, ...binRest] = bin.split("\n");
+  if (binKind === "script") {
+    const kind = executableKind(binRest.join("\n"));
+    r.push(fail(
+      "node.onevz",
+      scope,
+      `${binPath} on ${n} is ${
+        kind === "dev-launcher" ? "the development launcher of a source checkout" : "a script"
+      }, not the compiled onevz: no action can run there`,
+      todo(
+        "build the executable (README §10), install it on the front-end with " +
+          "`onevz install --binary dist/onevz …`, and let the next host monitoring copy it " +
+          "(install touches the remotes directory)",
+      ),
+    ));
+  } else if (binKind === "binary") {
+    const got = /\b(\d+\.\d+\.\d+\S*)/.exec(binRest.join(" "))?.[1];
+    if (!got) {
+      r.push(warn(
+        "node.onevz",
+        scope,
+        `${binPath} --version failed on ${n}: ${firstLine(binRest.join("\n")) || "no output"}`,
+      ));
+    } else if (f.version && got !== f.version) {
+      r.push(warn(
+        "node.onevz",
+        scope,
+        `${n} has onevz ${got}, the front-end ${f.version}`,
+        todo(
+          "the next host monitoring copies the front-end's remotes (onevz install touches " +
+            "the remotes directory so that it does)",
+        ),
+      ));
+    } else {
+      r.push(ok("node.onevz", scope, `${binPath} is the compiled onevz ${got}`));
+    }
+  } else {
+    r.push(ok(
+      "node.onevz",
+      scope,
+      `no ${binPath} yet (oned copies the remotes at the host's first monitoring; ` +
+        "agentless nodes need none)",
+    ));
+  }
+
   // Can the node run the onevz executable?
   const glibc = parseGlibc(p("glibc")?.out ?? "");
   const kernel = parseKernel(p("kernel")?.out ?? "");
-  const agentless = `onehost create ${n} im_ovz_fe vmm_ovz_fe tm_ssh`;
   const why: string[] = [];
   if (!glibc) {
     why.push(`glibc version unknown (${firstLine(p("glibc")?.out ?? "") || "no output"})`);
@@ -401,7 +587,10 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
       "node.runs_binary",
       scope,
       `${n} cannot run the onevz executable (${why.join(", ")}): use the agentless ovz_fe drivers`,
-      agentless,
+      todo(
+        `register ${n} with the agentless drivers (README §9): onehost create ${n} ` +
+          `im_ovz_fe vmm_ovz_fe tm_ovz (onehost delete ${n} first if it is registered)`,
+      ),
     ));
   } else {
     r.push(ok(
@@ -422,14 +611,26 @@ export function evaluateNode(f: NodeFacts): CheckResult[] {
           `root on ${n} can ssh to root@${peer} (live migration)`,
         ),
       );
+    } else if (/password is required|not allowed to execute|may not run sudo/i.test(o?.out ?? "")) {
+      // The onevz rules do not include ssh: doctor cannot try it as root from here.
+      r.push(warn(
+        `node.migration.${peer}`,
+        scope,
+        `root ssh from ${n} to ${peer} (vzmigrate) not checked: sudo does not let ${user} run ssh`,
+        todo(
+          `as root on ${n}, check that 'ssh -o BatchMode=yes root@${peer} true' works ` +
+            "(live migration needs it)",
+        ),
+      ));
     } else {
+      const out = o?.out ?? "";
       r.push(fail(
         `node.migration.${peer}`,
         scope,
         `root on ${n} cannot ssh to root@${peer} (needed by vzmigrate): ${
-          firstLine(o?.out ?? "") || "exit " + (o?.rc ?? "?")
+          firstLine(out) || "exit " + (o?.rc ?? "?")
         }`,
-        `ssh -t root@${n} ssh-copy-id root@${peer}`,
+        sshFailureFix(out, `root@${peer}`, `root on ${n}`),
       ));
     }
   }

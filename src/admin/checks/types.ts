@@ -5,6 +5,18 @@
 
 export type Status = "ok" | "warning" | "failure";
 
+/** Who runs a fix command, and where: `on` is "front-end" or a node's name. */
+export interface RunAs {
+  user: string;
+  on: string;
+}
+
+/**
+ * How to fix a result: a command (run as printed by `as`, else where doctor ran, as the user
+ * who ran it), or what to do in words when no command can fix it — or both.
+ */
+export type FixSpec = string | { command?: string; as?: RunAs; todo?: string };
+
 export interface CheckResult {
   /** Stable identifier for scripts (`frontend.oned.im_mad`, `node.sudo`). */
   id: string;
@@ -13,8 +25,15 @@ export interface CheckResult {
   status: Status;
   /** One line saying what was checked and what was found. */
   message: string;
-  /** The exact command (or edit) that fixes a failure or warning. */
+  /**
+   * The exact command that fixes a failure or warning, run by `fixAs` (else where doctor ran,
+   * as the user who ran it). Every such command is run in the test bed against the broken
+   * node or front-end it was printed for (tests/doctor_fixes.test.ts).
+   */
   fix?: string;
+  fixAs?: RunAs;
+  /** What to do, in words, where no command can fix it (or after the command). */
+  todo?: string;
   /** Extra lines shown under the result (e.g. the sudoers rule onevz needs). */
   detail?: string[];
 }
@@ -28,24 +47,37 @@ function withFix(
   id: string,
   scope: string,
   message: string,
-  fix?: string,
+  fix?: FixSpec,
   detail?: string[],
 ): CheckResult {
+  const spec = typeof fix === "string" ? { command: fix } : (fix ?? {});
   return {
     id,
     scope,
     status,
     message,
-    ...(fix ? { fix } : {}),
+    ...(spec.command ? { fix: spec.command } : {}),
+    ...(spec.command && spec.as ? { fixAs: spec.as } : {}),
+    ...(spec.todo ? { todo: spec.todo } : {}),
     ...(detail ? { detail } : {}),
   };
+}
+
+/** A fix in words only (no command can do it). */
+export function todo(text: string): FixSpec {
+  return { todo: text };
+}
+
+/** A command run as `user` on `on` ("front-end" or a node name). */
+export function runAs(user: string, on: string, command: string, words?: string): FixSpec {
+  return { command, as: { user, on }, ...(words ? { todo: words } : {}) };
 }
 
 export function warn(
   id: string,
   scope: string,
   message: string,
-  fix?: string,
+  fix?: FixSpec,
   detail?: string[],
 ): CheckResult {
   return withFix("warning", id, scope, message, fix, detail);
@@ -55,7 +87,7 @@ export function fail(
   id: string,
   scope: string,
   message: string,
-  fix?: string,
+  fix?: FixSpec,
   detail?: string[],
 ): CheckResult {
   return withFix("failure", id, scope, message, fix, detail);

@@ -5,17 +5,8 @@
  * without IP_ADDRESS, or one host name that does not resolve, stops it for every container).
  * One probe script, one ssh round trip; evaluation is pure.
  */
-import type { Host } from "../../host/host.ts";
-import {
-  type CheckResult,
-  fail,
-  firstLine,
-  ok,
-  parseProbeOutput,
-  type Probes,
-  probeScript,
-  warn,
-} from "./types.ts";
+import type { NodeCheck } from "./registry.ts";
+import { type CheckResult, fail, firstLine, ok, type Probes, warn } from "./types.ts";
 
 /** The Perl modules each vzfirewall version loads. */
 export function perlModulesFor(version: string): string[] {
@@ -49,14 +40,6 @@ export function vzfirewallProbes(): Record<string, string> {
 export interface VzfirewallFacts {
   scope: string;
   probes: Probes;
-}
-
-export async function gatherVzfirewall(host: Host): Promise<VzfirewallFacts> {
-  const r = await host.run(["sh", "-c", probeScript(vzfirewallProbes())], {
-    check: false,
-    timeoutMs: 120000,
-  }).catch(() => null);
-  return { scope: `node ${host.name}`, probes: r ? parseProbeOutput(r.stdout) : {} };
 }
 
 /** `vzfirewall 1.14, 2014-01-27` or a usage with `Version: 1.04, 2010-03-04`. */
@@ -148,7 +131,9 @@ export function evaluateVzfirewall(f: VzfirewallFacts): CheckResult[] {
   return out;
 }
 
-/** Gather and evaluate: the node's vzfirewall results. */
-export async function vzfirewallChecks(host: Host): Promise<CheckResult[]> {
-  return evaluateVzfirewall(await gatherVzfirewall(host));
-}
+/** doctor's node check: the probes run in the node's single round trip (checks/registry.ts). */
+export const VZFIREWALL_CHECK: NodeCheck = {
+  name: "vzfirewall",
+  probes: () => vzfirewallProbes(),
+  evaluate: (facts) => evaluateVzfirewall({ scope: `node ${facts.name}`, probes: facts.probes }),
+};
