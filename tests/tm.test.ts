@@ -48,6 +48,8 @@ async function tm(
       ONEVZ_SSH: `${fe}/ssh-logging`,
       ONEVZ_VM_DIR: VM,
       ONEVZ_FE_NAMES: "fe",
+      // The front-end's OpenNebula lives in fe: var/<vid>/context.sh, share/context.
+      ONE_LOCATION: fe,
       TMPDIR: fe,
       ...extraEnv,
     },
@@ -117,9 +119,10 @@ Deno.test({
         assert.equal(r.ssh.filter((l) => / dd of=/.test(l)).length, 1);
         const placed = await Deno.readFile(`${cn1}/vm/5/images/disk.0`);
         assert.deepEqual(placed, data);
-        const cache = [...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].map((e) => e.name);
-        assert.equal(cache.length, 1);
+        const cache = [...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].map((e) => e.name).sort();
+        assert.equal(cache.length, 2, "the entry and its verification record");
         assert.match(cache[0], /^[0-9a-f]{64}$/);
+        assert.equal(cache[1], `${cache[0]}.verified`);
         // The digest is recorded beside the image, keyed by size and mtime.
         assert.match(await Deno.readTextFile(`${image}.sha256`), /^\d+ \d+ [0-9a-f]{64}\n$/);
       });
@@ -127,7 +130,7 @@ Deno.test({
       await t.step("second clone of the same image to the same node sends no bytes", async () => {
         const r = await tm(bed, fe, "tm-ln", [`fe:${image}`, `cn1:${VM}/6/images/disk.0`]);
         assert.equal(r.code, 0, r.stderr + r.stdout);
-        assert.match(r.stdout, /cache hit on cn1: .* \(0 image bytes sent\)/);
+        assert.match(r.stdout, /cache hit on cn1: .*; 0 image bytes sent\)/);
         assert.equal(r.ssh.filter((l) => / dd of=/.test(l)).length, 0, r.ssh.join("\n"));
         assert.deepEqual(await Deno.readFile(`${cn1}/vm/6/images/disk.0`), data);
         const a = await Deno.stat(`${cn1}/vm/5/images/disk.0`);
@@ -155,7 +158,7 @@ Deno.test({
         assert.equal(c.code, 1, c.stdout);
         assert.match(c.stderr, /checksum mismatch/);
         assert.equal(await lstat(`${cn1}/vm/8/images/disk.0`), undefined);
-        assert.equal([...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].length, 1);
+        assert.equal([...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].length, 2);
         const left = [...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].filter((e) =>
           e.name.includes("onevz-tmp")
         );
@@ -226,14 +229,14 @@ Deno.test({
 
       await t.step("context: a directory with context.sh and FILES by basename", async () => {
         await Deno.mkdir(`${fe}/var/6`, { recursive: true });
-        await Deno.mkdir(`${fe}/files`, { recursive: true });
+        await Deno.mkdir(`${fe}/share/context`, { recursive: true });
         await Deno.writeTextFile(`${fe}/var/6/context.sh`, 'HOSTNAME="vm6"\n');
-        await Deno.writeTextFile(`${fe}/files/init.sh`, "echo hi\n");
-        await Deno.writeTextFile(`${fe}/files/-odd name`, "odd\n");
+        await Deno.writeTextFile(`${fe}/share/context/init.sh`, "echo hi\n");
+        await Deno.writeTextFile(`${fe}/share/context/-odd name`, "odd\n");
         const r = await tm(bed, fe, "tm-context", [
           `${fe}/var/6/context.sh`,
-          `${fe}/files/init.sh`,
-          `${fe}/files/-odd name`,
+          `${fe}/share/context/init.sh`,
+          `${fe}/share/context/-odd name`,
           `cn1:${VM}/6/images/disk.1`,
         ]);
         assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -245,19 +248,19 @@ Deno.test({
         );
         assert.equal(await Deno.readTextFile(`${dir}/context.sh`), 'HOSTNAME="vm6"\n');
         // Duplicate basenames and directories are refused before anything is sent.
-        await Deno.mkdir(`${fe}/other`);
-        await Deno.writeTextFile(`${fe}/other/init.sh`, "x");
+        await Deno.mkdir(`${fe}/share/context/other`);
+        await Deno.writeTextFile(`${fe}/share/context/other/init.sh`, "x");
         const dup = await tm(bed, fe, "tm-context", [
           `${fe}/var/6/context.sh`,
-          `${fe}/files/init.sh`,
-          `${fe}/other/init.sh`,
+          `${fe}/share/context/init.sh`,
+          `${fe}/share/context/other/init.sh`,
           `cn1:${VM}/6/images/disk.2`,
         ]);
         assert.equal(dup.code, 1);
         assert.match(dup.stderr, /share the name 'init.sh'/);
         const notFile = await tm(bed, fe, "tm-context", [
           `${fe}/var/6/context.sh`,
-          `${fe}/files`,
+          `${fe}/share/context`,
           `cn1:${VM}/6/images/disk.2`,
         ]);
         assert.equal(notFile.code, 1);

@@ -1,6 +1,7 @@
 /**
  * The VMM driver configuration, vmm_ssh_ovz.conf: OpenNebula template syntax whose
- * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL ]` vector holds onevz's own settings; every
+ * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL, CONTEXT_FILES_DIRS, IMAGE_CACHE_MAX_SIZE, … ]`
+ * vector holds onevz's own settings; every
  * other attribute is a default merged into each VM template (see applyDefaults).
  */
 import { z } from "zod";
@@ -20,7 +21,53 @@ export interface DriverConfig {
   nicModel: NicModel;
   /** Template defaults (the file without the ONEVZ vector). */
   defaults: TemplateDoc;
+  /**
+   * Front-end directories whose files CONTEXT/FILES may name (tm-context); undefined: the
+   * built-in default (see contextFilesDirs in src/actions/tm/context.ts).
+   */
+  contextFilesDirs?: string[];
+  /** Bounds of the node image cache and of onevz's entries in $TEMPLATE/cache. */
+  caches: { image: CacheLimits; template: CacheLimits };
 }
+
+/** Size and age bounds of a cache (undefined: no bound). */
+export interface CacheLimits {
+  maxBytes?: number;
+  maxAgeDays?: number;
+}
+
+export const DEFAULT_CACHE_MAX_SIZE = "20G";
+export const DEFAULT_CACHE_MAX_AGE = "30";
+
+const SIZE_UNITS: Record<string, number> = { "": 2 ** 20, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** "20G", "512M", "800" (MB) or "unlimited" → bytes (undefined: no bound). */
+export function parseCacheSize(v: string): number | undefined {
+  if (/^unlimited$/i.test(v)) return undefined;
+  const m = /^(\d{1,9})\s*([MGT]?)B?$/i.exec(v.trim());
+  if (!m) throw new Error("must be a size like 20G, 512M or unlimited");
+  return Number(m[1]) * SIZE_UNITS[m[2].toUpperCase()];
+}
+
+/** "30" (days) or "unlimited". */
+export function parseCacheAge(v: string): number | undefined {
+  if (/^unlimited$/i.test(v)) return undefined;
+  if (!/^\d{1,5}$/.test(v.trim())) throw new Error("must be a number of days or unlimited");
+  return Number(v);
+}
+
+const cacheSize = z.string().refine((v) => {
+  try {
+    parseCacheSize(v);
+    return true;
+  } catch {
+    return false;
+  }
+}, "must be a size like 20G, 512M (plain numbers are MB) or unlimited");
+const cacheAge = z.string().regex(
+  /^(\d{1,5}|unlimited)$/i,
+  "must be a number of days or unlimited",
+);
 
 export const DEFAULT_CONTEXT_DIR = "/mnt";
 export const DEFAULT_NIC_MODEL: NicModel = "venet";
@@ -38,6 +85,16 @@ const settingsSchema = z.object({
   NIC_MODEL: z.string().transform((s) => s.toLowerCase()).pipe(
     z.enum(["venet", "veth"], "must be venet or veth"),
   ).default(DEFAULT_NIC_MODEL),
+  CONTEXT_FILES_DIRS: z.string()
+    .refine(
+      (v) => v.trim().split(/\s+/).every((p) => /^\/[^\0\n\r]*$/.test(p)),
+      "must be absolute directory paths separated by blanks",
+    )
+    .optional(),
+  IMAGE_CACHE_MAX_SIZE: cacheSize.default(DEFAULT_CACHE_MAX_SIZE),
+  IMAGE_CACHE_MAX_AGE: cacheAge.default(DEFAULT_CACHE_MAX_AGE),
+  TEMPLATE_CACHE_MAX_SIZE: cacheSize.default(DEFAULT_CACHE_MAX_SIZE),
+  TEMPLATE_CACHE_MAX_AGE: cacheAge.default(DEFAULT_CACHE_MAX_AGE),
 }).loose();
 
 /** Parse vmm_ssh_ovz.conf text (null: the file is missing, all built-in defaults). */
@@ -65,5 +122,16 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
     contextDir: r.data.CONTEXT_DIR,
     nicModel: r.data.NIC_MODEL as NicModel,
     defaults,
+    contextFilesDirs: r.data.CONTEXT_FILES_DIRS?.trim().split(/\s+/).filter((p) => p !== ""),
+    caches: {
+      image: {
+        maxBytes: parseCacheSize(r.data.IMAGE_CACHE_MAX_SIZE),
+        maxAgeDays: parseCacheAge(r.data.IMAGE_CACHE_MAX_AGE),
+      },
+      template: {
+        maxBytes: parseCacheSize(r.data.TEMPLATE_CACHE_MAX_SIZE),
+        maxAgeDays: parseCacheAge(r.data.TEMPLATE_CACHE_MAX_AGE),
+      },
+    },
   };
 }
