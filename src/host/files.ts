@@ -138,20 +138,26 @@ export function notRegular(path: string, st: FileStat | null): string | undefine
 export async function readRegular(
   host: Host,
   path: string,
-  opts: { privileged?: boolean; maxBytes: number; what?: string },
+  opts: { privileged?: boolean; maxBytes: number; what?: string; head?: boolean },
 ): Promise<Uint8Array | null> {
   const what = opts.what ?? path;
-  const direct = host.readRegularDirect?.(path, opts.maxBytes, opts);
+  const direct = host.readRegularDirect(path, opts.maxBytes, opts);
   if (direct !== undefined) return await direct;
   const before = (await statPaths(host, [path], opts)).get(path)!;
   if (before === null) return null;
   const refusal = notRegular(what, before);
   if (refusal) throw new OnevzError(`${refusal}: refusing to read it`);
-  if (before.size > opts.maxBytes) {
+  if (before.size > opts.maxBytes && !opts.head) {
     throw new OnevzError(`${what} is ${before.size} bytes, over the ${opts.maxBytes} byte limit`);
   }
   const r = await host.run(
-    ["dd", `if=${path}`, "iflag=nofollow,nonblock", `bs=${opts.maxBytes + 1}`, "count=1"],
+    [
+      "dd",
+      `if=${path}`,
+      "iflag=nofollow,nonblock",
+      `bs=${opts.maxBytes + (opts.head ? 0 : 1)}`,
+      "count=1",
+    ],
     { ...opts, check: false },
   );
   const after = (await statPaths(host, [path], opts)).get(path) ?? null;
@@ -159,9 +165,21 @@ export async function readRegular(
     throw new OnevzError(`${what} changed while it was read: refusing it`);
   }
   const bytes = r.bytes ?? new TextEncoder().encode(r.stdout);
-  if (bytes.length !== before.size) {
+  if (bytes.length !== Math.min(before.size, opts.head ? opts.maxBytes : before.size)) {
     throw new OnevzError(`${what} changed while it was read: refusing it`);
   }
+  return bytes;
+}
+
+/** The first `n` bytes of a regular file (readRegular's checks); a missing file is an error. */
+export async function readRegularHead(
+  host: Host,
+  path: string,
+  n: number,
+  opts: { privileged?: boolean } = {},
+): Promise<Uint8Array> {
+  const bytes = await readRegular(host, path, { ...opts, maxBytes: n, head: true });
+  if (bytes === null) throw new OnevzError(`${path} does not exist`);
   return bytes;
 }
 

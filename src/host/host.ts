@@ -127,7 +127,7 @@ export abstract class Host {
   readRegularDirect(
     _path: string,
     _maxBytes: number,
-    _opts: { privileged?: boolean; what?: string },
+    _opts: { privileged?: boolean; what?: string; head?: boolean },
   ): Promise<Uint8Array | null> | undefined {
     return undefined;
   }

@@ -78,10 +78,10 @@ export class LocalHost extends Host {
   override readRegularDirect(
     path: string,
     maxBytes: number,
-    opts: { privileged?: boolean; what?: string },
+    opts: { privileged?: boolean; what?: string; head?: boolean },
   ): Promise<Uint8Array | null> | undefined {
     if (!this.direct(opts)) return undefined;
-    return readRegularLocal(path, maxBytes, opts.what ?? path);
+    return readRegularLocal(path, maxBytes, opts.what ?? path, opts.head ?? false);
   }
 
   override async readFile(path: string, opts: { privileged?: boolean } = {}) {
@@ -171,6 +171,7 @@ async function readRegularLocal(
   path: string,
   maxBytes: number,
   what: string,
+  head: boolean,
 ): Promise<Uint8Array | null> {
   const fs = await import("node:fs"); // only for this read: keeps the start of other actions light
   const c = fs.constants;
@@ -205,10 +206,10 @@ async function readRegularLocal(
         `${what} is ${describeType(type)}, not a regular file: refusing to read it`,
       );
     }
-    if (st.size > maxBytes) {
+    if (st.size > maxBytes && !head) {
       throw new OnevzError(`${what} is ${st.size} bytes, over the ${maxBytes} byte limit`);
     }
-    const buf = new Uint8Array(maxBytes + 1);
+    const buf = new Uint8Array(maxBytes + (head ? 0 : 1));
     let n = 0;
     while (n < buf.length) {
       const got = fs.readSync(fd, buf, n, buf.length - n, null);

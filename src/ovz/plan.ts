@@ -41,6 +41,11 @@ export interface NodeFacts {
   contextDirOnNode?: string;
   /** `--config <name>` for vzctl create (ve-<name>.conf-sample), when wanted. */
   configSample?: string;
+  /**
+   * The name the OS image is placed under in $TEMPLATE/cache (placedTemplateName in
+   * src/ovz/caches.ts); default the template's own name (the administrator's cached one).
+   */
+  templateName?: string;
 }
 
 export interface PlanStep {
@@ -184,9 +189,10 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
   const priv = `${images}/private`;
   const root = `${images}/root`;
   const osImage = `${images}/disk.${spec.osDisk.diskId}`;
+  const templateName = facts.templateName ?? spec.osDisk.templateName;
   const templateFile = `${
     facts.templateCacheDir.replace(/\/+$/, "")
-  }/${spec.osDisk.templateName}${facts.templateFileExt}`;
+  }/${templateName}${facts.templateFileExt}`;
   const ctConfig = `/etc/vz/conf/${spec.ctid}.conf`;
   const ctid = String(spec.ctid);
   const steps: Step[] = [];
@@ -195,8 +201,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     kind: "place-template",
     from: osImage,
     to: templateFile,
-    why:
-      `OS image DISK ${spec.osDisk.diskId} becomes the cached OS template ${spec.osDisk.templateName} ` +
+    why: `OS image DISK ${spec.osDisk.diskId} becomes the cached OS template ${templateName} ` +
       `(vzctl create looks in $TEMPLATE/cache)`,
   });
 
@@ -206,7 +211,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     "create",
     ctid,
     "--ostemplate",
-    spec.osDisk.templateName,
+    templateName,
     "--private",
     priv,
     "--root",
@@ -217,7 +222,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     kind: "run",
     argv: create,
     why:
-      `create CT ${ctid} for VM ${spec.vmid} (${spec.name}) from ${spec.osDisk.templateName}, private area under the VM directory`,
+      `create CT ${ctid} for VM ${spec.vmid} (${spec.name}) from ${templateName}, private area under the VM directory`,
   });
 
   const { args, notes } = setOptions(spec, facts.flavour);

@@ -19,6 +19,15 @@ import { type DriverConfig } from "../../one/config.ts";
 import { toSpec, type VmSpec } from "../../one/spec.ts";
 import { parseTemplateXml } from "../../one/template.ts";
 import { ARCHIVE_EXTS, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
+import { posix } from "node:path";
+import { dirProblem, fileProblem, type FileStat, pathFacts, statPaths } from "../../host/files.ts";
+import {
+  DIGEST,
+  imageCacheDir,
+  listTemplateCache,
+  placedTemplateName,
+  pruneCache,
+} from "../../ovz/caches.ts";
 import { findContainer, lockContainer, staleLockOwner } from "../../ovz/container.ts";
 import { parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
 import { type DeployPlan, type Flavour, planDeploy } from "../../ovz/plan.ts";
@@ -40,6 +49,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
 
   const facts = await observeNode(host, spec, input.vmDir);
   const plan = planDeploy(spec, facts);
+  const placement = { inserted: false };
 
   const rollback = new Rollback();
   try {
@@ -58,7 +68,9 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
       }
       await writeCopy(host, input.nodePath, input.xml, rollback);
       const needFiles = (spec.context?.files.length ?? 0) > 0;
-      for (const step of plan.steps) await runStep(host, plan, step, facts, rollback, needFiles);
+      for (const step of plan.steps) {
+        await runStep(host, plan, step, facts, rollback, needFiles, placement);
+      }
     } finally {
       await unlock();
     }
@@ -68,8 +80,33 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     throw e;
   }
   rollback.commit();
+  if (placement.inserted) await pruneTemplates(ctx, host, facts, plan, config);
   ctx.io.out(`${spec.ctid}\n`);
   return 0;
+}
+
+/**
+ * $TEMPLATE/cache grew by one of onevz's templates: bound it (src/ovz/caches.ts). Never fails
+ * the deploy, which is complete; a problem is one line on stderr.
+ */
+async function pruneTemplates(
+  ctx: CommandContext,
+  host: Host,
+  facts: Facts,
+  plan: DeployPlan,
+  config: DriverConfig,
+) {
+  try {
+    const listing = await listTemplateCache(host, facts.vmDir, facts.templateCacheDir);
+    await pruneCache(host, listing, config.caches.template, {
+      keep: new Set([posix.basename(plan.paths.templateFile)]),
+      privileged: true,
+    });
+  } catch (e) {
+    ctx.io.err(
+      `onevz: deploy: could not prune ${facts.templateCacheDir}: ${(e as Error).message}\n`,
+    );
+  }
 }
 
 /** Template text → validated spec (defaults applied). Pure; throws InvalidInputError. */
@@ -95,32 +132,63 @@ async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Fac
   const images = `${vmDir.replace(/\/+$/, "")}/${spec.vmid}/images`;
   const candidates = [`${images}/disk.${spec.osDisk.diskId}`];
   if (spec.osDisk.source?.startsWith("/")) candidates.push(spec.osDisk.source);
+  const cacheDir = imageCacheDir(vmDir);
+  // One look (as the driver's user) at the images the TM may have placed, every directory
+  // on their way and on $TEMPLATE/cache's, and the node image cache's entries.
+  const seen = await pathFacts(host, {
+    dirs: [...new Set([templateCacheDir, ...candidates.map((c) => posix.dirname(c))])],
+    files: candidates,
+    list: [cacheDir],
+  });
   for (const path of candidates) {
-    if (!(await host.exists(path, P)) || await host.isDirectory(path, P)) continue;
+    const st = seen.stats.get(path);
+    if (!st) continue;
+    // Root unpacks this file: it must be a regular file nobody else can have rewritten, in
+    // directories nobody else can replace it in.
+    const problem = fileProblem(st, seen, `OS image ${path}`) ??
+      dirProblem(posix.dirname(path), seen, `OS image ${path}`) ??
+      dirProblem(templateCacheDir, seen, "$TEMPLATE/cache");
+    if (problem) {
+      throw new OnevzError(
+        `${problem}: refusing to hand it to vzctl create (onevz's tm-clone places images ` +
+          `read-only; run the prolog again)`,
+      );
+    }
     const ext = archiveExtFromMagic(await readHead(host, path));
     if (!ext) {
       throw new OnevzError(
         `OS image ${path} is not a tar archive (gzip, bzip2, xz or plain tar): an OpenVZ OS template is needed`,
       );
     }
-    // vzctl looks for .tar, .tar.gz, .tar.bz2, .tar.xz in that order: a same-named file
-    // earlier in that order would be used instead of this VM's image.
-    for (const other of ARCHIVE_EXTS.slice(0, ARCHIVE_EXTS.indexOf(ext))) {
-      const shadow = `${templateCacheDir}/${spec.osDisk.templateName}${other}`;
-      if (await host.exists(shadow, P)) {
-        throw new OnevzError(
-          `${shadow} exists and vzctl would create the container from it instead of this VM's ` +
-            `${ext} image: give the image another NAME or remove that cached template`,
-        );
-      }
-    }
-    return { flavour, vmDir, templateCacheDir, templateFileExt: ext, imagePath: path };
+    const digest = await imageDigest(host, path, st, seen.entries.get(cacheDir) ?? []);
+    return {
+      flavour,
+      vmDir,
+      templateCacheDir,
+      templateFileExt: ext,
+      imagePath: path,
+      image: st,
+      loginUid: seen.uid,
+      templateName: placedTemplateName(spec.osDisk.templateName, digest),
+    };
   }
-  // No image from the TM: an OS template of that name already in the cache will do.
-  for (const ext of ARCHIVE_EXTS) {
-    if (await host.exists(`${templateCacheDir}/${spec.osDisk.templateName}${ext}`, P)) {
-      return { flavour, vmDir, templateCacheDir, templateFileExt: ext };
-    }
+  // No image from the TM: an OS template of that name already in the cache will do (the
+  // administrator's own, by its plain name).
+  const names = ARCHIVE_EXTS.map((ext) => `${templateCacheDir}/${spec.osDisk.templateName}${ext}`);
+  const cached = await statPaths(host, names, P);
+  for (const [i, name] of names.entries()) {
+    const st = cached.get(name);
+    if (!st) continue;
+    const problem = fileProblem(st, seen, `cached OS template ${name}`) ??
+      dirProblem(templateCacheDir, seen, "$TEMPLATE/cache");
+    if (problem) throw new OnevzError(`${problem}: refusing to hand it to vzctl create`);
+    return {
+      flavour,
+      vmDir,
+      templateCacheDir,
+      templateFileExt: ARCHIVE_EXTS[i],
+      loginUid: seen.uid,
+    };
   }
   throw new OnevzError(
     `OS image for DISK ${spec.osDisk.diskId} not found on ${host.name}: expected ${
@@ -128,6 +196,26 @@ async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Fac
     } ` +
       `(placed by the transfer manager) or ${templateCacheDir}/${spec.osDisk.templateName}.tar.gz`,
   );
+}
+
+/**
+ * The image's sha256: the name of the node cache entry it is a hard link of (tm-clone checked
+ * that content against that name), else computed on the node.
+ */
+async function imageDigest(
+  host: Host,
+  path: string,
+  st: FileStat,
+  cacheEntries: { ino: string; size: number; name: string }[],
+): Promise<string> {
+  const entry = cacheEntries.find((e) =>
+    e.ino === st.ino && e.size === st.size && DIGEST.test(e.name)
+  );
+  if (entry) return entry.name;
+  const r = await host.run(["sha256sum", "--", path], P);
+  const sum = r.stdout.trim().split(/\s+/)[0];
+  if (!DIGEST.test(sum)) throw new OnevzError(`sha256sum of ${path} printed no digest`);
+  return sum;
 }
 
 /**
