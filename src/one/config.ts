@@ -34,17 +34,26 @@ export interface DriverConfig {
 export interface CacheLimits {
   maxBytes?: number;
   maxAgeDays?: number;
+  /** Entries used this recently are never pruned (default 600 s: a clone may be linking it). */
+  graceSeconds?: number;
 }
 
 export const DEFAULT_CACHE_MAX_SIZE = "20G";
 export const DEFAULT_CACHE_MAX_AGE = "30";
+export const DEFAULT_CACHE_GRACE_MINUTES = "10";
 
-const SIZE_UNITS: Record<string, number> = { "": 2 ** 20, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+const SIZE_UNITS: Record<string, number> = {
+  "": 2 ** 20,
+  K: 2 ** 10,
+  M: 2 ** 20,
+  G: 2 ** 30,
+  T: 2 ** 40,
+};
 
-/** "20G", "512M", "800" (MB) or "unlimited" → bytes (undefined: no bound). */
+/** "20G", "512M", "64K", "800" (MB) or "unlimited" → bytes (undefined: no bound). */
 export function parseCacheSize(v: string): number | undefined {
   if (/^unlimited$/i.test(v)) return undefined;
-  const m = /^(\d{1,9})\s*([MGT]?)B?$/i.exec(v.trim());
+  const m = /^(\d{1,9})\s*([KMGT]?)B?$/i.exec(v.trim());
   if (!m) throw new Error("must be a size like 20G, 512M or unlimited");
   return Number(m[1]) * SIZE_UNITS[m[2].toUpperCase()];
 }
@@ -63,7 +72,7 @@ const cacheSize = z.string().refine((v) => {
   } catch {
     return false;
   }
-}, "must be a size like 20G, 512M (plain numbers are MB) or unlimited");
+}, "must be a size like 20G, 512M, 64K (plain numbers are MB) or unlimited");
 const cacheAge = z.string().regex(
   /^(\d{1,5}|unlimited)$/i,
   "must be a number of days or unlimited",
@@ -95,6 +104,8 @@ const settingsSchema = z.object({
   IMAGE_CACHE_MAX_AGE: cacheAge.default(DEFAULT_CACHE_MAX_AGE),
   TEMPLATE_CACHE_MAX_SIZE: cacheSize.default(DEFAULT_CACHE_MAX_SIZE),
   TEMPLATE_CACHE_MAX_AGE: cacheAge.default(DEFAULT_CACHE_MAX_AGE),
+  CACHE_GRACE_MINUTES: z.string().regex(/^\d{1,5}$/, "must be a number of minutes")
+    .default(DEFAULT_CACHE_GRACE_MINUTES),
 }).loose();
 
 /** Parse vmm_ssh_ovz.conf text (null: the file is missing, all built-in defaults). */
@@ -127,10 +138,12 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
       image: {
         maxBytes: parseCacheSize(r.data.IMAGE_CACHE_MAX_SIZE),
         maxAgeDays: parseCacheAge(r.data.IMAGE_CACHE_MAX_AGE),
+        graceSeconds: Number(r.data.CACHE_GRACE_MINUTES) * 60,
       },
       template: {
         maxBytes: parseCacheSize(r.data.TEMPLATE_CACHE_MAX_SIZE),
         maxAgeDays: parseCacheAge(r.data.TEMPLATE_CACHE_MAX_AGE),
+        graceSeconds: Number(r.data.CACHE_GRACE_MINUTES) * 60,
       },
     },
   };

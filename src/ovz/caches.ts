@@ -15,8 +15,8 @@
  * Both are pruned when they grow (tm-clone after sending a new entry, deploy after placing a
  * new template): entries older than the age bound, then the least recently used until the size
  * bound holds — never an entry a VM directory still links (`R/disk.N` with the same inode),
- * never one used in the last GRACE_SECONDS (a clone or deploy in progress may be about to link
- * it), never the one the action itself uses.
+ * never one used in the last CACHE_GRACE_MINUTES (a clone or deploy in progress may be about
+ * to link it), never the one the action itself uses.
  */
 import type { CacheLimits } from "../one/config.ts";
 import type { Host } from "../host/host.ts";
@@ -25,7 +25,7 @@ import { type FileStat, parseStatLine, STAT_PRINTF } from "../host/files.ts";
 /** Name of the node-side image cache, directly under VM_DIR. */
 export const CACHE_DIR_NAME = ".onevz-cache";
 export const RECORD_SUFFIX = ".verified";
-/** Entries used this recently are never pruned (seconds). */
+/** Entries used this recently are never pruned (seconds; CACHE_GRACE_MINUTES overrides it). */
 export const GRACE_SECONDS = 600;
 /** Temporary files of an interrupted transfer are removed after this long (seconds). */
 export const STALE_TEMP_SECONDS = 86400;
@@ -76,8 +76,9 @@ export function chooseEvictions(
   limits: CacheLimits,
   keep: ReadonlySet<string> = new Set(),
 ): CacheItem[] {
+  const grace = limits.graceSeconds ?? GRACE_SECONDS;
   const removable = listing.items
-    .filter((i) => !i.inUse && !keep.has(i.name) && listing.now - i.lastUse >= GRACE_SECONDS)
+    .filter((i) => !i.inUse && !keep.has(i.name) && listing.now - i.lastUse >= grace)
     .sort((a, b) => a.lastUse - b.lastUse || a.name.localeCompare(b.name));
   const out: CacheItem[] = [];
   const gone = new Set<string>();

@@ -274,7 +274,7 @@ async function viaCache(
     }
   }
   // A miss (or an entry pruned between the check and the link): send, check, link.
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 3; attempt++) {
     log(`cache miss on ${node.name}: sending the image`);
     const tmp = tempName(entry);
     const bytes = await send(node, p.srcPath, tmp);
@@ -290,7 +290,7 @@ async function viaCache(
       return;
     }
   }
-  throw new OnevzError(`${entry} vanished from ${node.name}'s cache twice while cloning`);
+  throw new OnevzError(`${entry} vanished from ${node.name}'s cache three times while cloning (pruned each time)`);
 }
 
 /** Bound the cache after it grew; a failure here never fails the clone (it is only logged). */
