@@ -233,9 +233,9 @@ Deno.test({
           f.close();
           await Deno.utime(path, before.atime!, before.mtime!);
           const r = await clone(A, 14);
+          assert.deepEqual(await Deno.readFile(`${local(14)}/disk.0`), await Deno.readFile(A));
           assert.match(r.stdout, /no longer matches its digest: dropped/);
           assert.match(r.stdout, /sent \d+ bytes/);
-          assert.deepEqual(await Deno.readFile(`${local(14)}/disk.0`), await Deno.readFile(A));
           // An entry others can write (left by an older onevz) is dropped and sent again.
           await Deno.chmod(path, 0o666);
           await Deno.remove(`${path}.verified`);
