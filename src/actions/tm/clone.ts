@@ -104,8 +104,9 @@ const NODE_SCRIPT = [
   "    echo verified ;;",
   '  trust) [ "$now" = "$7" ] || { echo changed; return 0; } ;;',
   "  esac",
+  "  done=placed",
   '  if [ "$4" -ef "$2" ]; then',
-  "    echo same",
+  "    done=same",
   '  elif why=$(ln -- "$2" "$5" 2>&1); then',
   '    mv -f -T -- "$5" "$4" || { rm -f -- "$5"; return 1; }',
   '  elif [ -e "$2" ]; then',
@@ -116,7 +117,7 @@ const NODE_SCRIPT = [
   "    echo vanished; return 0",
   "  fi",
   '  record "$2" "$3" || return 1',
-  "  echo placed",
+  '  echo "$done"',
   "}",
   "case $1 in",
   'commit) shift; commit "$@" ;;',
@@ -290,7 +291,9 @@ async function viaCache(
       return;
     }
   }
-  throw new OnevzError(`${entry} vanished from ${node.name}'s cache three times while cloning (pruned each time)`);
+  throw new OnevzError(
+    `${entry} vanished from ${node.name}'s cache three times while cloning (pruned each time)`,
+  );
 }
 
 /** Bound the cache after it grew; a failure here never fails the clone (it is only logged). */
