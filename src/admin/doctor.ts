@@ -15,6 +15,7 @@ import { SshHost } from "../host/ssh.ts";
 import { VERSION } from "../version.ts";
 import { evaluateFrontend, frontendPaths, gatherFrontend, nodeDirs } from "./checks/frontend.ts";
 import { evaluateNode, gatherNode } from "./checks/node.ts";
+import { cacheChecks } from "./checks/caches.ts";
 import type { CheckResult, Status } from "./checks/types.ts";
 
 export interface DoctorOptions {
@@ -85,7 +86,7 @@ export async function runChecks(
         peers: opts.hosts.filter((h) => h !== name),
         sshConfig: env("ONEVZ_SSH_CONFIG") || undefined,
       });
-      return evaluateNode(facts);
+      return [...evaluateNode(facts), ...(await cacheChecks(host, opts.vmDir, env))];
     } finally {
       await host.close().catch(() => {});
     }
