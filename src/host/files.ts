@@ -216,28 +216,30 @@ export interface PathFacts {
 }
 
 /**
- * One `sh -c` on the host (as the login user, no sudo): mkdir -p of `make`, then lstat of
- * every directory from / down to each of `dirs` (and down their `readlink -f` form when a link
- * is on the way), lstat of each of `files`, the first line of each of `lines` (small record
- * files), and the inode, size and name of the entries of each of `list`. The script is a
- * constant; paths travel as its positional parameters.
+ * One `sh -c` on the host (as the login user, no sudo), with few processes (it runs before
+ * every clone): mkdir -p of `make`, the first line of each of `lines` (small record files, read
+ * by the shell itself), the entries of each of `list` (inode, size, name), then ONE `find -P`
+ * that lstats every path after the `--`: the directories from / down to each of `dirs` and
+ * each of `files`. When a symbolic link lies on such a path, a second command resolves it
+ * (`readlink -f`) and the resolved path is examined too. The script is a constant; paths
+ * travel as its positional parameters.
  */
 const FACTS_SCRIPT = [
-  'st() { find -P "$1" -maxdepth 0 -printf "S ' + STAT_PRINTF + '" 2>/dev/null; }',
-  'chain() { p=$1; while :; do st "$p"; [ "$p" = / ] && break; p=$(dirname -- "$p"); done; }',
   'echo "U $(id -u)"',
-  'for a in "$@"; do',
+  'while [ $# -gt 0 ] && [ "$1" != -- ]; do',
+  "  a=$1; shift",
   "  case $a in",
   '  K:*) mkdir -p -- "${a#K:}" || exit 1 ;;',
-  '  D:*) p=${a#D:}; chain "$p"; r=$(readlink -f -- "$p" 2>/dev/null) || r=""',
-  '       if [ -n "$r" ] && [ "$r" != "$p" ]; then echo "R $p"; echo "T $r"; chain "$r"; fi ;;',
-  '  F:*) st "${a#F:}" ;;',
-  '  C:*) l=$(head -n 1 -- "${a#C:}" 2>/dev/null) && printf "C %s\\n%s\\n" "${a#C:}" "$l" ;;',
+  '  C:*) if IFS= read -r l < "${a#C:}"; then printf "C %s\\n%s\\n" "${a#C:}" "$l"; fi 2>/dev/null ;;',
   '  N:*) find -P "${a#N:}" -mindepth 1 -maxdepth 1 -printf "N %h %i %s %f\\n" 2>/dev/null ;;',
   "  esac",
   "done",
+  "shift",
+  '[ $# -eq 0 ] || find -P "$@" -maxdepth 0 -printf "S ' + STAT_PRINTF + '" 2>/dev/null',
   "exit 0",
 ].join("\n");
+
+const REAL_SCRIPT = 'for p; do printf "%s\\n" "$(readlink -f -- "$p")"; done';
 
 export interface PathFactsRequest {
   /** Directories to create first (mkdir -p). */
@@ -252,24 +254,28 @@ export interface PathFactsRequest {
   list?: string[];
 }
 
+function failed(host: Host, what: string, r: { status: number; stderr: string }) {
+  return new OnevzError(
+    `examining ${what} on ${host.name} failed (exit ${r.status}): ${
+      r.stderr.trim().split("\n").slice(-2).join(" / ") || "no message"
+    }`,
+  );
+}
+
 export async function pathFacts(host: Host, o: PathFactsRequest): Promise<PathFacts> {
-  const ops: [string, string[]][] = [
-    ["K", o.make ?? []],
-    ["D", o.dirs ?? []],
-    ["F", o.files ?? []],
-    ["C", o.lines ?? []],
-    ["N", o.list ?? []],
-  ];
-  checkPaths(ops.flatMap(([, ps]) => ps));
+  const dirs = o.dirs ?? [];
+  const paths = [...new Set([...dirs.flatMap(ancestors), ...(o.files ?? [])])];
+  const ops: [string, string[]][] = [["K", o.make ?? []], ["C", o.lines ?? []], [
+    "N",
+    o.list ?? [],
+  ]];
+  checkPaths([...ops.flatMap(([, ps]) => ps), ...paths]);
   const argv = ["sh", "-c", FACTS_SCRIPT, "sh"];
   for (const [op, ps] of ops) for (const p of ps) argv.push(`${op}:${p}`);
+  argv.push("--", ...paths);
   const r = await host.run(argv, { check: false });
-  if (r.status !== 0) {
-    throw new OnevzError(
-      `examining ${[...(o.make ?? []), ...(o.dirs ?? [])].join(", ")} on ${host.name} failed ` +
-        `(exit ${r.status}): ${r.stderr.trim().split("\n").slice(-2).join(" / ") || "no message"}`,
-    );
-  }
+  const what = [...(o.make ?? []), ...dirs, ...(o.files ?? [])].join(", ");
+  if (r.status !== 0) throw failed(host, what, r);
   const facts: PathFacts = {
     uid: -1,
     stats: new Map(),
@@ -281,9 +287,7 @@ export async function pathFacts(host: Host, o: PathFactsRequest): Promise<PathFa
   for (let i = 0; i < out.length; i++) {
     const line = out[i];
     if (line.startsWith("U ")) facts.uid = Number(line.slice(2));
-    else if (line.startsWith("R ") && out[i + 1]?.startsWith("T ")) {
-      facts.real.set(line.slice(2), out[++i].slice(2));
-    } else if (line.startsWith("S ")) {
+    else if (line.startsWith("S ")) {
       const st = parseStatLine(line.slice(2));
       if (st) facts.stats.set(st.path, st);
     } else if (line.startsWith("C ") && i + 1 < out.length) {
@@ -298,6 +302,26 @@ export async function pathFacts(host: Host, o: PathFactsRequest): Promise<PathFa
   }
   if (!Number.isInteger(facts.uid) || facts.uid < 0) {
     throw new OnevzError(`cannot tell the login user on ${host.name} (id -u printed nothing)`);
+  }
+  // A link on the way: examine where it leads as well (rare, so a second command).
+  const linked = dirs.filter((d) =>
+    ancestors(d).some((p) => facts.stats.get(p)?.type === "symlink")
+  );
+  if (linked.length > 0) {
+    const rr = await host.run(["sh", "-c", REAL_SCRIPT, "sh", ...linked], { check: false });
+    if (rr.status !== 0) throw failed(host, linked.join(", "), rr);
+    const reals = rr.stdout.split("\n");
+    const more: string[] = [];
+    linked.forEach((d, i) => {
+      const real = reals[i];
+      if (real && real.startsWith("/") && real !== d) {
+        facts.real.set(d, real);
+        more.push(...ancestors(real));
+      }
+    });
+    for (const [p, st] of await statPaths(host, [...new Set(more)])) {
+      if (st) facts.stats.set(p, st);
+    }
   }
   return facts;
 }
