@@ -329,12 +329,15 @@ export async function pathFacts(host: Host, o: PathFactsRequest): Promise<PathFa
 /**
  * Why files under `dir` could be replaced by someone other than root or the driver's user
  * (undefined when they cannot): every directory from / down to `dir`, and down its resolved
- * form, must exist, be a directory owned by root or the driver, and be writable by nobody else —
+ * form, must exist, be a directory owned by root, the driver or the owner of /, and be
+ * writable by nobody else —
  * except that a sticky directory above (like /tmp) is fine, since only an entry's owner may
  * rename or remove it there. Pure.
  */
 export function dirProblem(dir: string, facts: PathFacts, what: string): string | undefined {
-  const trusted = new Set([0, facts.uid]);
+  // Whoever owns / controls every path anyway (in a user namespace, / shows as the overflow
+  // uid): trusting that owner too adds no one.
+  const trusted = new Set([0, facts.uid, facts.stats.get("/")?.uid ?? 0]);
   const chains = [ancestors(dir)];
   const real = facts.real.get(dir);
   if (real) chains.push(ancestors(real));

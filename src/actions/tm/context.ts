@@ -89,8 +89,18 @@ export function contextPolicy(
       if (form && form !== "/") forbidden.push({ path: form, what });
     }
   };
-  add(env("HOME"), "oneadmin's home");
-  add(passwdHome(Deno.uid() ?? -1), "oneadmin's home");
+  for (const home of [env("HOME"), passwdHome(Deno.uid() ?? -1)]) {
+    // A world-writable "home" (HOME=/tmp for a service account) holds no secrets of its own:
+    // then only its .one and .ssh are kept out, not everything below it.
+    let open = false;
+    try {
+      open = home !== undefined && ((Deno.statSync(home).mode ?? 0) & 0o002) !== 0;
+    } catch { /* missing: forbid the path anyway */ }
+    if (open) {
+      add(`${home}/.one`, "oneadmin's ~/.one");
+      add(`${home}/.ssh`, "oneadmin's ~/.ssh");
+    } else add(home, "oneadmin's home");
+  }
   if (loc) {
     add(`${loc}/etc`, "$ONE_LOCATION/etc");
     add(`${loc}/var`, "$ONE_LOCATION/var");
