@@ -335,6 +335,15 @@ export async function pathFacts(host: Host, o: PathFactsRequest): Promise<PathFa
  * rename or remove it there. Pure.
  */
 export function dirProblem(dir: string, facts: PathFacts, what: string): string | undefined {
+  return unsafeDir(dir, facts, what)?.message;
+}
+
+/** dirProblem, with the directory at fault and its owner (for the fix a report prints). */
+export function unsafeDir(
+  dir: string,
+  facts: PathFacts,
+  what: string,
+): { path: string; uid?: number; writable: boolean; message: string } | undefined {
   // Whoever owns / controls every path anyway (in a user namespace, / shows as the overflow
   // uid): trusting that owner too adds no one.
   const trusted = new Set([0, facts.uid, facts.stats.get("/")?.uid ?? 0]);
@@ -345,19 +354,34 @@ export function dirProblem(dir: string, facts: PathFacts, what: string): string 
     for (const [i, p] of chain.entries()) {
       const last = i === chain.length - 1;
       const st = facts.stats.get(p);
-      if (!st) return `${p} (on the path of ${what}) does not exist or cannot be examined`;
+      const at = `${p} (on the path of ${what})`;
+      if (!st) {
+        return { path: p, writable: false, message: `${at} does not exist or cannot be examined` };
+      }
       if (st.type === "symlink" && chain !== chains[1] && real) continue; // checked resolved
-      if (st.type !== "directory") return `${p} (on the path of ${what}) is not a directory`;
+      if (st.type !== "directory") {
+        return { path: p, uid: st.uid, writable: false, message: `${at} is not a directory` };
+      }
       if (!trusted.has(st.uid)) {
-        return `${p} (on the path of ${what}) belongs to uid ${st.uid}: only root or the ` +
-          `driver's user (uid ${facts.uid}) may own it`;
+        return {
+          path: p,
+          uid: st.uid,
+          writable: false,
+          message:
+            `${at} belongs to uid ${st.uid}: only root or the driver's user (uid ${facts.uid}) may own it`,
+        };
       }
       const open = st.mode & 0o022;
       if (open && !(st.mode & 0o1000 && !last)) {
         const who = open & 0o002 ? "every user" : "its group";
-        return `${p} (on the path of ${what}) is writable by ${who} (mode ${
-          (st.mode & 0o7777).toString(8).padStart(4, "0")
-        }): run chmod go-w ${p}`;
+        return {
+          path: p,
+          uid: st.uid,
+          writable: true,
+          message: `${at} is writable by ${who} (mode ${
+            (st.mode & 0o7777).toString(8).padStart(4, "0")
+          }): run chmod go-w ${p}`,
+        };
       }
     }
   }

@@ -7,7 +7,7 @@
  * `evaluateCaches` is pure.
  */
 import type { Host } from "../../host/host.ts";
-import { dirProblem, type PathFacts, pathFacts } from "../../host/files.ts";
+import { type PathFacts, pathFacts, unsafeDir } from "../../host/files.ts";
 import { type CacheLimits, parseDriverConfig } from "../../one/config.ts";
 import { parseVzConf } from "../../ovz/parsers.ts";
 import {
@@ -58,9 +58,17 @@ export function evaluateCaches(f: CacheFacts): CheckResult[] {
       out.push(ok(id, scope, `${label} ${dir}: none yet; ${limitText(limits)}`));
       return;
     }
-    const bad = f.dirs ? dirProblem(dir, f.dirs, label) : undefined;
+    const bad = f.dirs ? unsafeDir(dir, f.dirs, label) : undefined;
     if (bad) {
-      out.push(fail(id, scope, `${label}: ${bad}`, `ssh ${f.node} chmod go-w ${dir}`));
+      // chmod as the directory's owner: root's directories need a root login.
+      const login = bad.uid === 0 && f.dirs!.uid !== 0 ? `root@${f.node}` : f.node;
+      out.push(fail(
+        id,
+        scope,
+        `${label}: ${bad.message}`,
+        bad.writable ? `ssh ${login} chmod go-w ${bad.path}` : undefined,
+        bad.writable ? undefined : [`make ${bad.path} a directory of root or the driver's user`],
+      ));
       return;
     }
     const s = cacheSummary(l);
