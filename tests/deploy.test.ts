@@ -26,6 +26,13 @@ async function prolog(node: SimNode, vmid: number, opts: { context?: boolean } =
   return images;
 }
 
+/** The name deploy places an image under: `<name>-onevz-<first 12 hex of its sha256>`. */
+async function placedName(name: string, image: string): Promise<string> {
+  const sum = await crypto.subtle.digest("SHA-256", await Deno.readFile(image));
+  const hex = [...new Uint8Array(sum)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${name}-onevz-${hex.slice(0, 12)}`;
+}
+
 function confOf(node: SimNode, ctid: number) {
   return Deno.readTextFile(`${node.root}/etc/vz/conf/${ctid}.conf`);
 }
@@ -40,6 +47,7 @@ Deno.test("deploy: the seed's vps145 on a UBC node", async () => {
     assert.equal(r.stdout, "1045\n", "the deploy id (CTID) is the only stdout token");
 
     const conf = await confOf(node, 1045);
+    const tname = await placedName("centos-5-x86", `${images}/disk.0`);
     for (
       const line of [
         'KMEMSIZE="14372700:14790164"',
@@ -61,7 +69,7 @@ Deno.test("deploy: the seed's vps145 on a UBC node", async () => {
         'DISKINODES="200000:220000"',
         `VE_PRIVATE="${images}/private"`,
         `VE_ROOT="${images}/root"`,
-        'OSTEMPLATE="centos-5-x86"',
+        `OSTEMPLATE="${tname}"`,
         'VE_LAYOUT="simfs"',
         'FIREWALL="',
         "[*]",
@@ -71,8 +79,10 @@ Deno.test("deploy: the seed's vps145 on a UBC node", async () => {
       ]
     ) assert.ok(conf.split("\n").includes(line), `config has ${line}\n${conf}`);
 
-    // The template was placed in the cache under the image's name with its real extension.
-    await Deno.stat(`${node.root}/vz/template/cache/centos-5-x86.tar.bz2`);
+    // The template was placed in the cache under a name unique to its content, with its real
+    // extension, as the image itself (a hard link).
+    const placed = await Deno.stat(`${node.root}/vz/template/cache/${tname}.tar.bz2`);
+    assert.equal(placed.ino, (await Deno.stat(`${images}/disk.0`)).ino);
     // Context files in /mnt, init.sh hooked into rc.local once, the deployment copy kept.
     assert.equal(
       await Deno.readTextFile(`${images}/private/mnt/id_rsa.pub`),
@@ -242,7 +252,12 @@ Deno.test("deploy: the template's format is read from its bytes (gzip, xz, plain
       const doc = VPS145.replace(/<CONTEXT>.*<\/CONTEXT>/s, "");
       const r = await node.action("deploy", [`${images}/deployment.0`], doc);
       assert.equal(r.code, 0, r.stderr);
-      await Deno.stat(`${node.root}/vz/template/cache/centos-5-x86${ext}`);
+      await Deno.stat(
+        `${node.root}/vz/template/cache/${await placedName(
+          "centos-5-x86",
+          `${images}/disk.0`,
+        )}${ext}`,
+      );
       await Deno.stat(`${images}/private/etc/redhat-release`);
     } finally {
       await node.cleanup();
@@ -287,22 +302,32 @@ Deno.test("deploy: a veth NIC gets --netif_add and an ifcfg file; RAW options pa
   }
 });
 
-Deno.test("deploy: a cached template of the same name is reused when identical, refused when not", async () => {
+Deno.test("deploy: the administrator's same-named template is never used or touched; images of one name all deploy", async () => {
   const node = await makeSimNode({ flavour: "ubc" });
   try {
     const images = await prolog(node, 45);
-    const cache = `${node.root}/vz/template/cache/centos-5-x86.tar.bz2`;
-    await Deno.copyFile(`${images}/disk.0`, cache);
+    const admins = `${node.root}/vz/template/cache/centos-5-x86.tar.bz2`;
+    await Deno.writeTextFile(admins, "the administrator's own template");
     const doc = VPS145.replace(/<CONTEXT>.*<\/CONTEXT>/s, "");
-    const ok = await node.action("deploy", [`${images}/deployment.0`], doc);
-    assert.equal(ok.code, 0, ok.stderr);
+    const first = await node.action("deploy", [`${images}/deployment.0`], doc);
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(Deno.statSync(`${images}/private/etc/redhat-release`).isFile);
     await node.tool("vzctl", ["stop", "1045"]);
     await node.tool("vzctl", ["destroy", "1045"]);
-    await Deno.writeTextFile(cache, "someone else's template");
-    const r = await node.action("deploy", [`${images}/deployment.1`], doc);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /already exists with different content/);
-    assert.equal(await Deno.readTextFile(cache), "someone else's template");
+    // The same image again: its placed template is reused, not copied again.
+    const again = await node.action("deploy", [`${images}/deployment.1`], doc);
+    assert.equal(again.code, 0, again.stderr);
+    await node.tool("vzctl", ["stop", "1045"]);
+    await node.tool("vzctl", ["destroy", "1045"]);
+    // Another image of the same NAME (a saved disk, a new version, another tenant's).
+    await Deno.remove(`${images}/disk.0`);
+    await Deno.writeFile(`${images}/disk.0`, await makeTemplateTarball("bz2"));
+    const other = await node.action("deploy", [`${images}/deployment.2`], doc);
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(await Deno.readTextFile(admins), "the administrator's own template");
+    const placed = [...Deno.readDirSync(`${node.root}/vz/template/cache`)].map((e) => e.name)
+      .filter((n) => n.startsWith("centos-5-x86-onevz-")).sort();
+    assert.equal(placed.length, 2, placed.join(" "));
   } finally {
     await node.cleanup();
   }
@@ -343,8 +368,9 @@ Deno.test("deploy: a same-named template that vzctl would pick first is refused"
   const node = await makeSimNode({ flavour: "ubc" });
   try {
     const images = await prolog(node, 45); // a .tar.bz2 image
+    const tname = await placedName("centos-5-x86", `${images}/disk.0`);
     await Deno.writeFile(
-      `${node.root}/vz/template/cache/centos-5-x86.tar.gz`,
+      `${node.root}/vz/template/cache/${tname}.tar.gz`,
       await makeTemplateTarball("gz"),
     );
     const before = await node.snapshot();
@@ -352,7 +378,7 @@ Deno.test("deploy: a same-named template that vzctl would pick first is refused"
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
-      /centos-5-x86\.tar\.gz exists and vzctl would create the container from it/,
+      new RegExp(`${tname}\\.tar\\.gz exists and vzctl would create the container from it`),
     );
     assert.deepEqual(await node.snapshot(), before);
   } finally {

@@ -48,6 +48,8 @@ async function tm(
       ONEVZ_SSH: `${fe}/ssh-logging`,
       ONEVZ_VM_DIR: VM,
       ONEVZ_FE_NAMES: "fe",
+      // The front-end's OpenNebula lives in fe: var/<vid>/context.sh, share/context.
+      ONE_LOCATION: fe,
       TMPDIR: fe,
       ...extraEnv,
     },
@@ -117,9 +119,10 @@ Deno.test({
         assert.equal(r.ssh.filter((l) => / dd of=/.test(l)).length, 1);
         const placed = await Deno.readFile(`${cn1}/vm/5/images/disk.0`);
         assert.deepEqual(placed, data);
-        const cache = [...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].map((e) => e.name);
-        assert.equal(cache.length, 1);
+        const cache = [...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].map((e) => e.name).sort();
+        assert.equal(cache.length, 2, "the entry and its verification record");
         assert.match(cache[0], /^[0-9a-f]{64}$/);
+        assert.equal(cache[1], `${cache[0]}.verified`);
         // The digest is recorded beside the image, keyed by size and mtime.
         assert.match(await Deno.readTextFile(`${image}.sha256`), /^\d+ \d+ [0-9a-f]{64}\n$/);
       });
@@ -127,7 +130,7 @@ Deno.test({
       await t.step("second clone of the same image to the same node sends no bytes", async () => {
         const r = await tm(bed, fe, "tm-ln", [`fe:${image}`, `cn1:${VM}/6/images/disk.0`]);
         assert.equal(r.code, 0, r.stderr + r.stdout);
-        assert.match(r.stdout, /cache hit on cn1: .* \(0 image bytes sent\)/);
+        assert.match(r.stdout, /cache hit on cn1: .*; 0 image bytes sent\)/);
         assert.equal(r.ssh.filter((l) => / dd of=/.test(l)).length, 0, r.ssh.join("\n"));
         assert.deepEqual(await Deno.readFile(`${cn1}/vm/6/images/disk.0`), data);
         const a = await Deno.stat(`${cn1}/vm/5/images/disk.0`);
@@ -155,7 +158,7 @@ Deno.test({
         assert.equal(c.code, 1, c.stdout);
         assert.match(c.stderr, /checksum mismatch/);
         assert.equal(await lstat(`${cn1}/vm/8/images/disk.0`), undefined);
-        assert.equal([...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].length, 1);
+        assert.equal([...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].length, 2);
         const left = [...Deno.readDirSync(`${cn1}/vm/.onevz-cache`)].filter((e) =>
           e.name.includes("onevz-tmp")
         );
@@ -226,14 +229,14 @@ Deno.test({
 
       await t.step("context: a directory with context.sh and FILES by basename", async () => {
         await Deno.mkdir(`${fe}/var/6`, { recursive: true });
-        await Deno.mkdir(`${fe}/files`, { recursive: true });
+        await Deno.mkdir(`${fe}/share/context`, { recursive: true });
         await Deno.writeTextFile(`${fe}/var/6/context.sh`, 'HOSTNAME="vm6"\n');
-        await Deno.writeTextFile(`${fe}/files/init.sh`, "echo hi\n");
-        await Deno.writeTextFile(`${fe}/files/-odd name`, "odd\n");
+        await Deno.writeTextFile(`${fe}/share/context/init.sh`, "echo hi\n");
+        await Deno.writeTextFile(`${fe}/share/context/-odd name`, "odd\n");
         const r = await tm(bed, fe, "tm-context", [
           `${fe}/var/6/context.sh`,
-          `${fe}/files/init.sh`,
-          `${fe}/files/-odd name`,
+          `${fe}/share/context/init.sh`,
+          `${fe}/share/context/-odd name`,
           `cn1:${VM}/6/images/disk.1`,
         ]);
         assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -245,19 +248,19 @@ Deno.test({
         );
         assert.equal(await Deno.readTextFile(`${dir}/context.sh`), 'HOSTNAME="vm6"\n');
         // Duplicate basenames and directories are refused before anything is sent.
-        await Deno.mkdir(`${fe}/other`);
-        await Deno.writeTextFile(`${fe}/other/init.sh`, "x");
+        await Deno.mkdir(`${fe}/share/context/other`);
+        await Deno.writeTextFile(`${fe}/share/context/other/init.sh`, "x");
         const dup = await tm(bed, fe, "tm-context", [
           `${fe}/var/6/context.sh`,
-          `${fe}/files/init.sh`,
-          `${fe}/other/init.sh`,
+          `${fe}/share/context/init.sh`,
+          `${fe}/share/context/other/init.sh`,
           `cn1:${VM}/6/images/disk.2`,
         ]);
         assert.equal(dup.code, 1);
         assert.match(dup.stderr, /share the name 'init.sh'/);
         const notFile = await tm(bed, fe, "tm-context", [
           `${fe}/var/6/context.sh`,
-          `${fe}/files`,
+          `${fe}/share/context`,
           `cn1:${VM}/6/images/disk.2`,
         ]);
         assert.equal(notFile.code, 1);
@@ -276,6 +279,93 @@ Deno.test({
           m.stderr,
           /ERROR MESSAGE --8<------\ntm-mkimage: OpenVZ containers take one disk: MKIMAGE is not supported\nERROR MESSAGE ------>8--/,
         );
+      });
+    } finally {
+      await bed.stop();
+      await Deno.remove(fe, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  // Root logs into the node as in the rest of this file: none of these actions uses sudo on
+  // the node (the driver-user variant of tm-clone is in tests/hardening/images.test.ts).
+  name: "tm over ssh: every action is safe to run twice (a resubmitted VM, a retried TRANSFER)",
+  ignore: Deno.uid() !== 0,
+  fn: async (t) => {
+    const bed = await startBed({ nodes: [{ name: "cn1" }], frontEnd: false, initSimulator: false });
+    const fe = await Deno.makeTempDir({ prefix: "onevz-tm-twice-" });
+    try {
+      await sshWrapper(fe);
+      const cn1 = bed.nodes.cn1.fsDir;
+      await Deno.mkdir(`${fe}/images`);
+      const image = `${fe}/images/img`;
+      const data = bytes(200_000, 3);
+      await Deno.writeFile(image, data);
+      const twice = async (action: string, args: string[]) => {
+        const a = await tm(bed, fe, action, args);
+        const b = await tm(bed, fe, action, args);
+        return [a, b];
+      };
+      const leftovers = (dir: string) =>
+        [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes("onevz-tmp"));
+
+      for (const action of ["tm-clone", "tm-ln"]) {
+        await t.step(`${action} twice to the same R/disk.0`, async () => {
+          const vid = action === "tm-clone" ? 60 : 61;
+          const dst = `cn1:${VM}/${vid}/images/disk.0`;
+          const [a, b] = await twice(action, [`fe:${image}`, dst]);
+          assert.equal(a.code, 0, a.stderr);
+          assert.equal(b.code, 0, b.stderr + b.stdout);
+          assert.match(b.stdout, /already is that image: left as it is/);
+          assert.equal(b.ssh.filter((l) => / dd of=/.test(l)).length, 0, "no bytes sent again");
+          assert.deepEqual(await Deno.readFile(`${cn1}/vm/${vid}/images/disk.0`), data);
+          assert.deepEqual(leftovers(`${cn1}/vm/${vid}/images`), []);
+          assert.deepEqual(leftovers(`${cn1}/vm/.onevz-cache`), []);
+        });
+      }
+
+      await t.step("tm-clone again with another image replaces the first", async () => {
+        const other = `${fe}/images/other`;
+        const otherData = bytes(100_000, 4);
+        await Deno.writeFile(other, otherData);
+        const r = await tm(bed, fe, "tm-clone", [`fe:${other}`, `cn1:${VM}/60/images/disk.0`]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(await Deno.readFile(`${cn1}/vm/60/images/disk.0`), otherData);
+        assert.deepEqual(await Deno.readFile(`${cn1}/vm/61/images/disk.0`), data);
+      });
+
+      await t.step("tm-mkswap and tm-mkimage twice: the same answer, nothing made", async () => {
+        const s = await twice("tm-mkswap", ["512", `cn1:${VM}/60/images/disk.3`]);
+        for (const r of s) assert.equal(r.code, 0, r.stderr);
+        const m = await twice("tm-mkimage", ["100", "ext3", `cn1:${VM}/60/images/disk.4`]);
+        for (const r of m) {
+          assert.equal(r.code, 1);
+          assert.match(r.stderr, /MKIMAGE is not supported/);
+        }
+        assert.equal(await lstat(`${cn1}/vm/60/images/disk.3`), undefined);
+        assert.equal(await lstat(`${cn1}/vm/60/images/disk.4`), undefined);
+      });
+
+      await t.step("tm-context twice: the same directory, nothing left over", async () => {
+        await Deno.mkdir(`${fe}/var/60`, { recursive: true });
+        await Deno.mkdir(`${fe}/share/context`, { recursive: true });
+        await Deno.writeTextFile(`${fe}/var/60/context.sh`, 'HOSTNAME="vm60"\n');
+        await Deno.writeTextFile(`${fe}/share/context/init.sh`, "echo hi\n");
+        const [a, b] = await twice("tm-context", [
+          `${fe}/var/60/context.sh`,
+          `${fe}/share/context/init.sh`,
+          `cn1:${VM}/60/images/disk.1`,
+        ]);
+        assert.equal(a.code, 0, a.stderr);
+        assert.equal(b.code, 0, b.stderr);
+        const dir = `${cn1}/vm/60/images/disk.1`;
+        assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+          "context.sh",
+          "init.sh",
+        ]);
+        assert.equal(await Deno.readTextFile(`${dir}/init.sh`), "echo hi\n");
+        assert.deepEqual(leftovers(`${cn1}/vm/60/images`), []);
       });
     } finally {
       await bed.stop();

@@ -22,6 +22,7 @@ import {
   onevzCommand,
 } from "./checks/frontend.ts";
 import { evaluateNode, gatherNode } from "./checks/node.ts";
+import { cacheChecks } from "./checks/caches.ts";
 import { FRONTEND_CHECKS, NODE_CHECKS } from "./checks/registry.ts";
 import type { CheckResult, Status } from "./checks/types.ts";
 
@@ -130,7 +131,11 @@ export async function runChecks(
       });
       const core = evaluateNode(facts);
       if (facts.login.rc !== 0) return core;
-      return [...core, ...NODE_CHECKS.flatMap((c) => c.evaluate(facts))];
+      return [
+        ...core,
+        ...NODE_CHECKS.flatMap((c) => c.evaluate(facts)),
+        ...(await cacheChecks(host, opts.vmDir, env)),
+      ];
     } finally {
       await host.close().catch(() => {});
     }

@@ -22,6 +22,8 @@ export interface RunResult {
   status: number;
   stdout: string;
   stderr: string;
+  /** stdout as bytes, when the host kept them (binary reads). */
+  bytes?: Uint8Array;
 }
 
 /** One executed command, as observers (demo output, tests, logs) see it. */
@@ -118,6 +120,18 @@ export abstract class Host {
     throw new CommandError(this.name, shown, r.status, r.stdout, r.stderr);
   }
 
+  /**
+   * Read a regular file directly (no command) when this host can: undefined when it cannot
+   * (see readRegular in files.ts, which then uses fixed commands). LocalHost overrides it.
+   */
+  readRegularDirect(
+    _path: string,
+    _maxBytes: number,
+    _opts: { privileged?: boolean; what?: string; head?: boolean },
+  ): Promise<Uint8Array | null> | undefined {
+    return undefined;
+  }
+
   /** The path exists, or is a symbolic link (even a dangling one). */
   async exists(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
     return await this.probe(["test", "-e", path, "-o", "-L", path], opts);
@@ -147,7 +161,8 @@ export abstract class Host {
       if (opts.mode !== undefined) {
         await this.run(["chmod", opts.mode.toString(8), "--", tmp], opts);
       }
-      await this.run(["mv", "-f", "--", tmp, path], opts);
+      // -T: never move into a directory (or a link to one) that sits at `path`.
+      await this.run(["mv", "-f", "-T", "--", tmp, path], opts);
     } catch (e) {
       await this.run(["rm", "-f", "--", tmp], { ...opts, check: false });
       throw e;

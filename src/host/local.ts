@@ -6,6 +6,8 @@
  * rejected promise for callers that `.catch()`.
  */
 // deno-lint-ignore-file require-await
+import { OnevzError } from "../cli/errors.ts";
+import { describeType } from "./files.ts";
 import { Host, type RunOptions, type RunResult } from "./host.ts";
 
 export class LocalHost extends Host {
@@ -61,11 +63,25 @@ export class LocalHost extends Host {
       status: out.signal ? 128 + 9 : out.code,
       stdout: dec.decode(out.stdout),
       stderr: dec.decode(out.stderr),
+      bytes: out.stdout,
     };
   }
 
   private direct(opts: { privileged?: boolean }): boolean {
     return !(opts.privileged && this.useSudo);
+  }
+
+  /**
+   * open(O_RDONLY|O_NOFOLLOW|O_NONBLOCK), then fstat the open file: a link is never followed,
+   * a FIFO never waited on, a device never read, and what is read is what was checked.
+   */
+  override readRegularDirect(
+    path: string,
+    maxBytes: number,
+    opts: { privileged?: boolean; what?: string; head?: boolean },
+  ): Promise<Uint8Array | null> | undefined {
+    if (!this.direct(opts)) return undefined;
+    return readRegularLocal(path, maxBytes, opts.what ?? path, opts.head ?? false);
   }
 
   override async readFile(path: string, opts: { privileged?: boolean } = {}) {
@@ -148,5 +164,63 @@ export class LocalHost extends Host {
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
+  }
+}
+
+async function readRegularLocal(
+  path: string,
+  maxBytes: number,
+  what: string,
+  head: boolean,
+): Promise<Uint8Array | null> {
+  const fs = await import("node:fs"); // only for this read: keeps the start of other actions light
+  const c = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return null;
+    if (code === "ELOOP") {
+      throw new OnevzError(
+        `${what} is ${describeType("symlink")}, not a regular file: refusing to read it`,
+      );
+    }
+    throw new OnevzError(`cannot open ${what}: ${(e as Error).message}`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) {
+      const type = st.isDirectory()
+        ? "directory"
+        : st.isFIFO()
+        ? "fifo"
+        : st.isCharacterDevice()
+        ? "char-device"
+        : st.isBlockDevice()
+        ? "block-device"
+        : st.isSocket()
+        ? "socket"
+        : "other";
+      throw new OnevzError(
+        `${what} is ${describeType(type)}, not a regular file: refusing to read it`,
+      );
+    }
+    if (st.size > maxBytes && !head) {
+      throw new OnevzError(`${what} is ${st.size} bytes, over the ${maxBytes} byte limit`);
+    }
+    const buf = new Uint8Array(maxBytes + (head ? 0 : 1));
+    let n = 0;
+    while (n < buf.length) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    if (n > maxBytes) {
+      throw new OnevzError(`${what} grew over the ${maxBytes} byte limit while read`);
+    }
+    return buf.slice(0, n);
+  } finally {
+    fs.closeSync(fd);
   }
 }

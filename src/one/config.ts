@@ -1,8 +1,8 @@
 /**
  * The VMM driver configuration, vmm_ssh_ovz.conf: OpenNebula template syntax whose
  * `ONEVZ = [ CTID_OFFSET, CONTEXT_DIR, NIC_MODEL, RAW_ALLOW, RAW_LOOSEN, LAYOUT,
- * FIREWALL_CUSTOM ]` vector holds onevz's own settings (RAW_ALLOW/RAW_LOOSEN:
- * src/ovz/raw_policy.ts); every
+ * FIREWALL_CUSTOM, CONTEXT_FILES_DIRS, IMAGE_CACHE_MAX_SIZE, … ]` vector holds onevz's own
+ * settings (RAW_ALLOW/RAW_LOOSEN: src/ovz/raw_policy.ts); every
  * other attribute is a default merged into each VM template (see applyDefaults).
  */
 import { z } from "zod";
@@ -33,10 +33,65 @@ export interface DriverConfig {
   layout: Layout;
   /** Templates may carry `[CUSTOM]` iptables lines in CONTEXT/FIREWALL (node-wide!). */
   firewallCustom: boolean;
+  /**
+   * Front-end directories whose files CONTEXT/FILES may name (tm-context); undefined: the
+   * built-in default (see contextFilesDirs in src/actions/tm/context.ts).
+   */
+  contextFilesDirs?: string[];
+  /** Bounds of the node image cache and of onevz's entries in $TEMPLATE/cache. */
+  caches: { image: CacheLimits; template: CacheLimits };
 }
 
 export type Layout = "simfs" | "ploop";
 export const DEFAULT_LAYOUT: Layout = "simfs";
+
+/** Size and age bounds of a cache (undefined: no bound). */
+export interface CacheLimits {
+  maxBytes?: number;
+  maxAgeDays?: number;
+  /** Entries used this recently are never pruned (default 600 s: a clone may be linking it). */
+  graceSeconds?: number;
+}
+
+export const DEFAULT_CACHE_MAX_SIZE = "20G";
+export const DEFAULT_CACHE_MAX_AGE = "30";
+export const DEFAULT_CACHE_GRACE_MINUTES = "10";
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 2 ** 20,
+  K: 2 ** 10,
+  M: 2 ** 20,
+  G: 2 ** 30,
+  T: 2 ** 40,
+};
+
+/** "20G", "512M", "64K", "800" (MB) or "unlimited" → bytes (undefined: no bound). */
+export function parseCacheSize(v: string): number | undefined {
+  if (/^unlimited$/i.test(v)) return undefined;
+  const m = /^(\d{1,9})\s*([KMGT]?)B?$/i.exec(v.trim());
+  if (!m) throw new Error("must be a size like 20G, 512M or unlimited");
+  return Number(m[1]) * SIZE_UNITS[m[2].toUpperCase()];
+}
+
+/** "30" (days) or "unlimited". */
+export function parseCacheAge(v: string): number | undefined {
+  if (/^unlimited$/i.test(v)) return undefined;
+  if (!/^\d{1,5}$/.test(v.trim())) throw new Error("must be a number of days or unlimited");
+  return Number(v);
+}
+
+const cacheSize = z.string().refine((v) => {
+  try {
+    parseCacheSize(v);
+    return true;
+  } catch {
+    return false;
+  }
+}, "must be a size like 20G, 512M, 64K (plain numbers are MB) or unlimited");
+const cacheAge = z.string().regex(
+  /^(\d{1,5}|unlimited)$/i,
+  "must be a number of days or unlimited",
+);
 
 export const DEFAULT_CONTEXT_DIR = "/mnt";
 export const DEFAULT_NIC_MODEL: NicModel = "venet";
@@ -63,6 +118,18 @@ const settingsSchema = z.object({
   FIREWALL_CUSTOM: z.string().transform((s) => s.toLowerCase()).pipe(
     z.enum(["yes", "no"], "must be yes or no"),
   ).default("no"),
+  CONTEXT_FILES_DIRS: z.string()
+    .refine(
+      (v) => v.trim().split(/\s+/).every((p) => /^\/[^\0\n\r]*$/.test(p)),
+      "must be absolute directory paths separated by blanks",
+    )
+    .optional(),
+  IMAGE_CACHE_MAX_SIZE: cacheSize.default(DEFAULT_CACHE_MAX_SIZE),
+  IMAGE_CACHE_MAX_AGE: cacheAge.default(DEFAULT_CACHE_MAX_AGE),
+  TEMPLATE_CACHE_MAX_SIZE: cacheSize.default(DEFAULT_CACHE_MAX_SIZE),
+  TEMPLATE_CACHE_MAX_AGE: cacheAge.default(DEFAULT_CACHE_MAX_AGE),
+  CACHE_GRACE_MINUTES: z.string().regex(/^\d{1,5}$/, "must be a number of minutes")
+    .default(DEFAULT_CACHE_GRACE_MINUTES),
 }).loose();
 
 /** Parse vmm_ssh_ovz.conf text (null: the file is missing, all built-in defaults). */
@@ -116,5 +183,18 @@ export function parseDriverConfig(text: string | null, file = "vmm_ssh_ovz.conf"
     warnings,
     layout: r.data.LAYOUT as Layout,
     firewallCustom: r.data.FIREWALL_CUSTOM === "yes",
+    contextFilesDirs: r.data.CONTEXT_FILES_DIRS?.trim().split(/\s+/).filter((p) => p !== ""),
+    caches: {
+      image: {
+        maxBytes: parseCacheSize(r.data.IMAGE_CACHE_MAX_SIZE),
+        maxAgeDays: parseCacheAge(r.data.IMAGE_CACHE_MAX_AGE),
+        graceSeconds: Number(r.data.CACHE_GRACE_MINUTES) * 60,
+      },
+      template: {
+        maxBytes: parseCacheSize(r.data.TEMPLATE_CACHE_MAX_SIZE),
+        maxAgeDays: parseCacheAge(r.data.TEMPLATE_CACHE_MAX_AGE),
+        graceSeconds: Number(r.data.CACHE_GRACE_MINUTES) * 60,
+      },
+    },
   };
 }

@@ -3,6 +3,7 @@
  * template tarball is read from its first bytes, and vzctl is given the matching file name.
  */
 import type { Host } from "../host/host.ts";
+import { readRegularHead } from "../host/files.ts";
 
 /** The cache extensions vzctl 4.x looks for, in its lookup order. */
 export type ArchiveExt = ".tar" | ".tar.gz" | ".tar.bz2" | ".tar.xz";
@@ -19,11 +20,12 @@ export function archiveExtFromMagic(head: Uint8Array): ArchiveExt | undefined {
   return undefined;
 }
 
-/** Read the first bytes of a file on a host without a shell (od prints them as hex). */
+/**
+ * The first 265 bytes of a regular file on a host, read without following a link or waiting
+ * on a FIFO (readRegularHead); anything but a regular file is an error.
+ */
 export async function readHead(host: Host, path: string, privileged = true): Promise<Uint8Array> {
-  const r = await host.run(["od", "-An", "-v", "-tx1", "-N", "265", "--", path], { privileged });
-  const hex = r.stdout.split(/\s+/).filter((x) => /^[0-9a-f]{2}$/.test(x));
-  return Uint8Array.from(hex.map((h) => parseInt(h, 16)));
+  return await readRegularHead(host, path, 265, { privileged });
 }
 
 /** Strip a known archive extension from a file name ("centos-5-x86.tar.bz2" → "centos-5-x86"). */

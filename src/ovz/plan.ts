@@ -70,6 +70,11 @@ export interface NodeFacts {
   /** `--layout` for vzctl create: always given on vzctl 4.x (its stock default is ploop),
    * undefined on 3.0.x, which has neither the option nor ploop. */
   layout?: Layout;
+  /**
+   * The name the OS image is placed under in $TEMPLATE/cache (placedTemplateName in
+   * src/ovz/caches.ts); default the template's own name (the administrator's cached one).
+   */
+  templateName?: string;
 }
 
 export interface PlanStep {
@@ -280,9 +285,10 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
   const priv = `${images}/private`;
   const root = `${images}/root`;
   const osImage = `${images}/disk.${spec.osDisk.diskId}`;
+  const templateName = facts.templateName ?? spec.osDisk.templateName;
   const templateFile = `${
     facts.templateCacheDir.replace(/\/+$/, "")
-  }/${spec.osDisk.templateName}${facts.templateFileExt}`;
+  }/${templateName}${facts.templateFileExt}`;
   const ctConfig = `/etc/vz/conf/${spec.ctid}.conf`;
   const ctid = String(spec.ctid);
   const steps: Step[] = [];
@@ -299,8 +305,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     kind: "place-template",
     from: osImage,
     to: templateFile,
-    why:
-      `OS image DISK ${spec.osDisk.diskId} becomes the cached OS template ${spec.osDisk.templateName} ` +
+    why: `OS image DISK ${spec.osDisk.diskId} becomes the cached OS template ${templateName} ` +
       `(vzctl create looks in $TEMPLATE/cache)`,
   });
 
@@ -310,7 +315,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     "create",
     ctid,
     "--ostemplate",
-    spec.osDisk.templateName,
+    templateName,
     "--private",
     priv,
     "--root",
@@ -324,7 +329,7 @@ export function planDeploy(spec: VmSpec, facts: NodeFacts): DeployPlan {
     kind: "run",
     argv: create,
     why:
-      `create CT ${ctid} for VM ${spec.vmid} (${spec.name}) from ${spec.osDisk.templateName}, private area under the VM directory`,
+      `create CT ${ctid} for VM ${spec.vmid} (${spec.name}) from ${templateName}, private area under the VM directory`,
   });
 
   const { args, notes } = setOptions(spec, facts.flavour);

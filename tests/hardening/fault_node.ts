@@ -60,9 +60,21 @@ export function stateDiff(before: Map<string, string>, after: Map<string, string
 }
 
 /** Commands that change state (everything else only reads). */
-const READERS = new Set(["cat", "test", "od", "cmp", "find", "stat", "ls", "vzlist", "uname"]);
+const READERS = new Set([
+  "cat",
+  "test",
+  "od",
+  "cmp",
+  "find",
+  "stat",
+  "ls",
+  "vzlist",
+  "uname",
+  "sha256sum",
+]);
 function mutating(argv: readonly string[]): boolean {
   if (READERS.has(argv[0])) return false;
+  if (argv[0] === "dd" && !argv.some((a) => a.startsWith("of="))) return false; // a read
   if (argv[0] === "vzctl") return !argv.includes("status") && !argv.includes("--version");
   if (argv[0] === "sh" && argv[2] === "command -v vzfirewall") return false; // deploy's look-up
   return true;

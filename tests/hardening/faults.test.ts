@@ -105,9 +105,9 @@ Deno.test({
           /^run vzctl .*create/,
           /^run vzctl .*set/,
           /^run vzctl .*start/,
-          /^run ln -- .*disk\.0 .*cache\/centos-5-x86\.tar\.bz2$/, // template placement
+          /^run ln -- .*disk\.0 .*cache\/centos-5-x86-onevz-[0-9a-f]{12}\.tar\.bz2$/, // template placement
           /^write .*\/deployment\.0$/, // the deployment copy
-          /^run cp .*disk\.2\/context\.sh/, // context copy
+          /^run dd if=.*disk\.2\/context\.sh/, // context copy
           /^write .*\/private\/etc\/rc\.d\/rc\.local$/, // rc.local hook
           /^write .*\/etc\/vz\/conf\/1045\.conf$/, // CT config append (FIREWALL)
           /^mkdir /,
@@ -117,10 +117,12 @@ Deno.test({
       const reset = async () => {
         await node.tool("vzctl", ["stop", "1045"]);
         await node.tool("vzctl", ["destroy", "1045"]);
+        const cache = `${node.root}/vz/template/cache`;
         for (
           const p of [
             `${node.root}/etc/vz/conf/1045.conf.destroyed`,
-            `${node.root}/vz/template/cache/centos-5-x86.tar.bz2`,
+            ...[...Deno.readDirSync(cache)].filter((e) => e.name.startsWith("centos-5-x86-onevz-"))
+              .map((e) => `${cache}/${e.name}`),
             `${images}/deployment.0`,
             `${images}/private`,
             `${images}/root`,

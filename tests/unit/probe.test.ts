@@ -113,7 +113,16 @@ Deno.test("probe: /proc parsers", () => {
     "  eth0: 10 1 0 0 0 0 0 0 20 1 0 0 0 0 0 0\nvenet0:5 1 0 0 0 0 0 0 7 1 0 0 0 0 0 0\n";
   assert.deepEqual(parseNetDev(net), { rx: 15, tx: 27 });
   assert.deepEqual(
-    templateNames(["b.tar.gz", "a.tar.xz", "notes.txt", ".x.tar.gz", "c.tar", "a.tar.gz"]),
+    templateNames([
+      "b.tar.gz",
+      "a.tar.xz",
+      "notes.txt",
+      ".x.tar.gz",
+      "c.tar",
+      "a.tar.gz",
+      "web-onevz-0123456789ab.tar.gz", // a VM's image deploy placed: not the node's template
+      "c.tar.onevz-tmp-1a2b3c4d",
+    ]),
     ["a", "b", "c"],
   );
 });

@@ -126,11 +126,17 @@ export function parseShellConf(text: string): Record<string, string> {
 
 const TEMPLATE_SUFFIX = /\.tar(\.(gz|bz2|xz|lzo|lz4|zst))?$|\.tgz$/;
 
-/** OS template names from the file names in $TEMPLATE/cache. */
+/**
+ * OS template names from the file names in $TEMPLATE/cache: the administrator's, not the
+ * VMs' own images deploy placed there (`<name>-onevz-<digest12>`, see src/ovz/caches.ts).
+ */
 export function templateNames(files: string[]): string[] {
   return [
     ...new Set(
-      files.filter((f) => TEMPLATE_SUFFIX.test(f) && !f.startsWith("."))
+      files.filter((f) =>
+        TEMPLATE_SUFFIX.test(f) && !f.startsWith(".") && !/-onevz-[0-9a-f]{12}\./.test(f) &&
+        !f.includes(".onevz-tmp-")
+      )
         .map((f) => f.replace(TEMPLATE_SUFFIX, "")),
     ),
   ].sort();

@@ -17,8 +17,7 @@ import { LocalHost } from "../../host/local.ts";
 import { basename, dirname, join } from "../../host/posix_path.ts";
 import { SshHost } from "../../host/ssh.ts";
 
-/** Name of the node-side content-addressed image cache, directly under VM_DIR. */
-export const CACHE_DIR_NAME = ".onevz-cache";
+export { CACHE_DIR_NAME } from "../../ovz/caches.ts";
 
 export const ERROR_BEGIN = "ERROR MESSAGE --8<------";
 export const ERROR_END = "ERROR MESSAGE ------>8--";
@@ -158,6 +157,43 @@ export async function runTm(
   }
 }
 
+/**
+ * Where the front-end keeps the defaults file (vmm_ssh_ovz.conf), in the order looked at:
+ * ONEVZ_DEFAULTS, the remotes tree the tm entry names (its vmm/ovz/ link to the installed
+ * file), then $ONE_LOCATION/etc/vmm_ssh/ or /etc/one/vmm_ssh/.
+ */
+export function frontEndDefaultsFiles(
+  env: (k: string) => string | undefined,
+  remotesDir?: string,
+): string[] {
+  const explicit = env("ONEVZ_DEFAULTS");
+  if (explicit) return [explicit];
+  const out: string[] = [];
+  if (remotesDir) out.push(`${remotesDir}/vmm/ovz/vmm_ssh_ovz.conf`);
+  const loc = env("ONE_LOCATION");
+  out.push(loc ? `${loc}/etc/vmm_ssh/vmm_ssh_ovz.conf` : "/etc/one/vmm_ssh/vmm_ssh_ovz.conf");
+  return out;
+}
+
+/**
+ * The driver settings as the front-end has them (built-in defaults when no file exists). A
+ * file that exists but does not parse is an error: the TM never guesses the operator's limits.
+ */
+export async function loadFrontEndConfig(ctx: CommandContext) {
+  const { parseDriverConfig } = await import("../../one/config.ts"); // zod: only when needed
+  for (const file of frontEndDefaultsFiles(ctx.env, ctx.remotesDir)) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw new OnevzError(`cannot read ${file}: ${(e as Error).message}`);
+    }
+    return { file, config: parseDriverConfig(text, file) };
+  }
+  return { file: undefined, config: parseDriverConfig(null) };
+}
+
 /** Result of a streamed transfer. */
 export interface PipeResult {
   bytes: number;
@@ -184,7 +220,10 @@ function failure(argv: readonly string[], code: number, stderr: string, where: s
  * Both processes must succeed.
  */
 export async function pipe(
-  from: { host: Host; argv: readonly string[]; privileged?: boolean } | { file: string },
+  from:
+    | { host: Host; argv: readonly string[]; privileged?: boolean }
+    | { file: string }
+    | { stream: ReadableStream<Uint8Array>; what: string },
   to: { host: Host; argv: readonly string[]; privileged?: boolean },
 ): Promise<PipeResult> {
   let bytes = 0;
@@ -199,6 +238,8 @@ export async function pipe(
   if ("file" in from) {
     const f = await Deno.open(from.file, { read: true }); // before anything runs remotely
     source = f.readable;
+  } else if ("stream" in from) {
+    source = from.stream;
   } else {
     const fromArgv = processArgv(from.host, from.argv, from.privileged);
     sender = new Deno.Command(fromArgv[0], {
@@ -227,6 +268,8 @@ export async function pipe(
     finished(receiver),
     sender ? finished(sender) : undefined,
   ]);
+  // A source stream that refused its data (a file changed while read) says why first.
+  if (pipeErr instanceof OnevzError) throw pipeErr;
   const senderFailed = sent !== undefined && sent[0].code !== 0;
   const senderWhere = "host" in from ? from.host.name : "front-end";
   const senderArgv = "argv" in from ? from.argv : [];

@@ -27,6 +27,15 @@ import { lintTemplate } from "../../one/lint.ts";
 import { toSpec, type VmSpec } from "../../one/spec.ts";
 import { parseTemplateXml } from "../../one/template.ts";
 import { ARCHIVE_EXTS, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
+import { posix } from "node:path";
+import { dirProblem, fileProblem, type FileStat, pathFacts, statPaths } from "../../host/files.ts";
+import {
+  DIGEST,
+  imageCacheDir,
+  listTemplateCache,
+  placedTemplateName,
+  pruneCache,
+} from "../../ovz/caches.ts";
 import { distNamesFromListing } from "../../ovz/dists.ts";
 import {
   cleanPath,
@@ -67,6 +76,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
   const plan = planDeploy(spec, { ...facts, layout: tools.layout });
   warnAboutVzfirewall(ctx, spec, tools);
   for (const w of plan.warnings) ctx.io.err(`onevz: deploy: warning: ${w.replaceAll("\n", " ")}\n`);
+  const placement = { inserted: false };
 
   const rollback = new Rollback();
   try {
@@ -100,7 +110,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
         if (isVzctl(step, "create")) await markCreating(host, plan, adopt, rollback);
         // From here on the container may have run: a later deploy adopts it, never rebuilds.
         if (isVzctl(step, "start")) await removeMark(host, plan.paths.images, DEPLOY_MARK);
-        await runStep(host, plan, step, facts, rollback, needFiles, adopt);
+        await runStep(host, plan, step, facts, rollback, needFiles, adopt, placement);
       }
     } finally {
       await unlock();
@@ -111,6 +121,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     throw e;
   }
   rollback.commit();
+  if (placement.inserted) await pruneTemplates(ctx, host, facts, plan, config);
   ctx.io.out(`${spec.ctid}\n`);
   return 0;
 }
@@ -137,6 +148,30 @@ async function markCreating(
   };
   await writeMark(host, plan.paths.images, DEPLOY_MARK, mark);
   rollback.add(`marker ${DEPLOY_MARK}`, () => removeMark(host, plan.paths.images, DEPLOY_MARK));
+}
+
+/**
+ * $TEMPLATE/cache grew by one of onevz's templates: bound it (src/ovz/caches.ts). Never fails
+ * the deploy, which is complete; a problem is one line on stderr.
+ */
+async function pruneTemplates(
+  ctx: CommandContext,
+  host: Host,
+  facts: Facts,
+  plan: DeployPlan,
+  config: DriverConfig,
+) {
+  try {
+    const listing = await listTemplateCache(host, facts.vmDir, facts.templateCacheDir);
+    await pruneCache(host, listing, config.caches.template, {
+      keep: new Set([posix.basename(plan.paths.templateFile)]),
+      privileged: true,
+    });
+  } catch (e) {
+    ctx.io.err(
+      `onevz: deploy: could not prune ${facts.templateCacheDir}: ${(e as Error).message}\n`,
+    );
+  }
 }
 
 /**
@@ -174,32 +209,65 @@ async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Fac
   const images = `${vmDir.replace(/\/+$/, "")}/${spec.vmid}/images`;
   const candidates = [`${images}/disk.${spec.osDisk.diskId}`];
   if (spec.osDisk.source?.startsWith("/")) candidates.push(spec.osDisk.source);
+  const cacheDir = imageCacheDir(vmDir);
+  // One look (as the driver's user) at the images the TM may have placed, every directory
+  // on their way and on $TEMPLATE/cache's, and the node image cache's entries.
+  const seen = await pathFacts(host, {
+    dirs: [...new Set([templateCacheDir, ...candidates.map((c) => posix.dirname(c))])],
+    files: candidates,
+    list: [cacheDir],
+  });
   for (const path of candidates) {
-    if (!(await host.exists(path, P)) || await host.isDirectory(path, P)) continue;
+    const st = seen.stats.get(path);
+    if (!st) continue;
+    // Root unpacks this file: it must be a regular file nobody else can have rewritten, in
+    // directories nobody else can replace it in.
+    const problem = fileProblem(st, seen, `OS image ${path}`) ??
+      dirProblem(posix.dirname(path), seen, `OS image ${path}`) ??
+      dirProblem(templateCacheDir, seen, "$TEMPLATE/cache");
+    if (problem) {
+      throw new OnevzError(
+        `${problem}: refusing to hand it to vzctl create (onevz's tm-clone places images ` +
+          `read-only; run the prolog again)`,
+      );
+    }
     const ext = archiveExtFromMagic(await readHead(host, path));
     if (!ext) {
       throw new OnevzError(
         `OS image ${path} is not a tar archive (gzip, bzip2, xz or plain tar): an OpenVZ OS template is needed`,
       );
     }
-    // vzctl looks for .tar, .tar.gz, .tar.bz2, .tar.xz in that order: a same-named file
-    // earlier in that order would be used instead of this VM's image.
-    for (const other of ARCHIVE_EXTS.slice(0, ARCHIVE_EXTS.indexOf(ext))) {
-      const shadow = `${templateCacheDir}/${spec.osDisk.templateName}${other}`;
-      if (await host.exists(shadow, P)) {
-        throw new OnevzError(
-          `${shadow} exists and vzctl would create the container from it instead of this VM's ` +
-            `${ext} image: give the image another NAME or remove that cached template`,
-        );
-      }
-    }
-    return { flavour, vmDir, templateCacheDir, templateFileExt: ext, imagePath: path, distNames };
+    const digest = await imageDigest(host, path, st, seen.entries.get(cacheDir) ?? []);
+    return {
+      flavour,
+      vmDir,
+      templateCacheDir,
+      templateFileExt: ext,
+      imagePath: path,
+      image: st,
+      loginUid: seen.uid,
+      templateName: placedTemplateName(spec.osDisk.templateName, digest),
+      distNames,
+    };
   }
-  // No image from the TM: an OS template of that name already in the cache will do.
-  for (const ext of ARCHIVE_EXTS) {
-    if (await host.exists(`${templateCacheDir}/${spec.osDisk.templateName}${ext}`, P)) {
-      return { flavour, vmDir, templateCacheDir, templateFileExt: ext, distNames };
-    }
+  // No image from the TM: an OS template of that name already in the cache will do (the
+  // administrator's own, by its plain name).
+  const names = ARCHIVE_EXTS.map((ext) => `${templateCacheDir}/${spec.osDisk.templateName}${ext}`);
+  const cached = await statPaths(host, names, P);
+  for (const [i, name] of names.entries()) {
+    const st = cached.get(name);
+    if (!st) continue;
+    const problem = fileProblem(st, seen, `cached OS template ${name}`) ??
+      dirProblem(templateCacheDir, seen, "$TEMPLATE/cache");
+    if (problem) throw new OnevzError(`${problem}: refusing to hand it to vzctl create`);
+    return {
+      flavour,
+      vmDir,
+      templateCacheDir,
+      templateFileExt: ARCHIVE_EXTS[i],
+      loginUid: seen.uid,
+      distNames,
+    };
   }
   throw new OnevzError(
     `OS image for DISK ${spec.osDisk.diskId} not found on ${host.name}: expected ${
@@ -207,6 +275,26 @@ async function observeNode(host: Host, spec: VmSpec, vmDir: string): Promise<Fac
     } ` +
       `(placed by the transfer manager) or ${templateCacheDir}/${spec.osDisk.templateName}.tar.gz`,
   );
+}
+
+/**
+ * The image's sha256: the name of the node cache entry it is a hard link of (tm-clone checked
+ * that content against that name), else computed on the node.
+ */
+async function imageDigest(
+  host: Host,
+  path: string,
+  st: FileStat,
+  cacheEntries: { ino: string; size: number; name: string }[],
+): Promise<string> {
+  const entry = cacheEntries.find((e) =>
+    e.ino === st.ino && e.size === st.size && DIGEST.test(e.name)
+  );
+  if (entry) return entry.name;
+  const r = await host.run(["sha256sum", "--", path], P);
+  const sum = r.stdout.trim().split(/\s+/)[0];
+  if (!DIGEST.test(sum)) throw new OnevzError(`sha256sum of ${path} printed no digest`);
+  return sum;
 }
 
 /**

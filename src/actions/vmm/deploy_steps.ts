@@ -1,15 +1,30 @@
 /**
  * The steps deploy runs, each undoable: directories, the deployment copy, and the plan's
- * commands and file work (src/ovz/plan.ts). Writes into the container's private area never
- * follow a symbolic link the OS template shipped.
+ * commands and file work (src/ovz/plan.ts).
+ *
+ * The private area comes from a user's tarball, and root reads and writes it. So every path
+ * deploy touches there (rc.local, ifcfg files, the context directory and its files) is looked
+ * at first without following links: each directory on the way must be a real directory, and
+ * a file must be absent or a regular file — a symbolic link, FIFO, device, socket or directory
+ * in its place fails the deploy with the path and what it is. Reads are bounded and never
+ * block (readRegular); writes go to a temporary name and are renamed over the path (mv -T),
+ * which replaces the path itself and never writes through it.
  */
 import { posix } from "node:path";
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import type { Rollback } from "../../host/rollback.ts";
+import {
+  describeType,
+  type FileStat,
+  notRegular,
+  readRegularText,
+  statPaths,
+} from "../../host/files.ts";
 import { FIREWALL_BEGIN, FIREWALL_END, withBootLine, withMarkedBlock } from "../../one/context.ts";
 import type { Flavour } from "../../ovz/plan.ts";
 import type { DeployPlan, Step } from "../../ovz/plan.ts";
+import { ARCHIVE_EXTS } from "../../ovz/archive.ts";
 
 const P = { privileged: true } as const;
 
@@ -22,7 +37,16 @@ export interface Facts {
   imagePath?: string;
   /** The node's /etc/vz/dists configs (without .conf); undefined when unreadable. */
   distNames?: string[];
+  /** lstat of imagePath when deploy examined it. */
+  image?: FileStat;
+  /** uid of the driver's login on the node. */
+  loginUid: number;
+  /** The name the image is placed under in $TEMPLATE/cache (placedTemplateName). */
+  templateName?: string;
 }
+
+/** Files deploy reads from a private area (rc.local and the like) are at most this big. */
+export const MAX_PRIVATE_FILE_BYTES = 1 << 20;
 
 /** mkdir -p R, remembering which levels this deploy created (undo removes only those). */
 export async function makeDirs(host: Host, images: string, rollback: Rollback) {
@@ -54,6 +78,7 @@ export async function runStep(
   rb: Rollback,
   needFiles: boolean,
   adopt?: { scratch: string },
+  placement: { inserted: boolean } = { inserted: false },
 ) {
   const ctid = String(plan.ctid);
   switch (step.kind) {
@@ -86,22 +111,19 @@ export async function runStep(
       return;
     }
     case "place-template":
-      return await placeTemplate(host, facts, step.to, rb);
+      return await placeTemplate(host, facts, step.to, rb, placement);
     case "copy-dir":
       return await copyContextDir(host, plan.paths.guest, step.from, step.to, needFiles);
     case "write-file": {
       await safeParentDir(host, plan.paths.guest, step.path);
-      if (step.ifAbsent && await host.exists(step.path, P)) return;
-      await host.remove(step.path, P); // never write through a link the template shipped
+      const existing = await regularOrAbsent(host, step.path, "writing");
+      if (step.ifAbsent && existing) return;
       await host.writeFileAtomic(step.path, step.content, { ...P, mode: 0o644 });
       return;
     }
     case "append-line": {
       await safeParentDir(host, plan.paths.guest, step.path);
-      if (await host.isSymlink(step.path, P)) {
-        throw new OnevzError(`${step.path} is a symbolic link in the OS template: not appending`);
-      }
-      const text = await host.readFile(step.path, P);
+      const text = await readGuestText(host, step.path, "not appending to it");
       const next = withBootLine(text, step.line);
       if (next === text) return;
       // Executable: Debian's rc.local and systemd's rc-local.service run it only then.
@@ -109,11 +131,8 @@ export async function runStep(
       return;
     }
     case "put-block": {
-      await safeParentDir(host, plan.paths.private, step.path);
-      if (await host.isSymlink(step.path, P)) {
-        throw new OnevzError(`${step.path} is a symbolic link in the OS template: not editing it`);
-      }
-      const text = await host.readFile(step.path, P);
+      await safeParentDir(host, plan.paths.guest, step.path);
+      const text = await readGuestText(host, step.path, "not editing it");
       const next = withMarkedBlock(text, step, step.text);
       if (next !== text) await host.writeFileAtomic(step.path, next, { ...P, mode: 0o644 });
       return;
@@ -176,68 +195,125 @@ export function withoutOnevzBlock(conf: string): string {
 }
 
 /**
- * Put the OS image into $TEMPLATE/cache/<name><ext>. A hard link costs no space and appears
- * atomically; across file systems copy to a temporary name and rename. An existing file of
- * that name is reused when identical and is never overwritten.
+ * Put the OS image into $TEMPLATE/cache/<name>-onevz-<digest12><ext> (the plan's name). A hard
+ * link costs no space, appears atomically and is the very file tm-clone checked; across file
+ * systems the image is copied to a temporary name, made read-only and linked into place (`ln`
+ * never replaces a file another deploy placed meanwhile). A file already there is used when it
+ * is this image (same inode) or an identical, safe copy; anything else under onevz's name is
+ * stale or planted, and is replaced.
  */
-async function placeTemplate(host: Host, facts: Facts, to: string, rb: Rollback) {
-  if (!facts.imagePath) return; // the cache already holds it
-  if (await host.exists(to, P)) {
-    const same = await host.run(["cmp", "-s", "--", facts.imagePath, to], { ...P, check: false });
-    if (same.status === 0) return;
-    throw new OnevzError(
-      `${to} already exists with different content: rename the image (its NAME must be unique ` +
-        `among the node's cached OS templates) or remove the cached file`,
-    );
+async function placeTemplate(
+  host: Host,
+  facts: Facts,
+  to: string,
+  rb: Rollback,
+  placement: { inserted: boolean },
+) {
+  if (!facts.imagePath) return; // the administrator's cached template, by its own name
+  const image = facts.imagePath;
+  const stem = to.slice(0, to.length - facts.templateFileExt.length);
+  const names = ARCHIVE_EXTS.map((e) => stem + e);
+  const st = await statPaths(host, names, P);
+  // vzctl looks for .tar, .tar.gz, .tar.bz2, .tar.xz in that order: a same-named file
+  // earlier in that order would be used instead of this VM's image.
+  for (const other of names.slice(0, names.indexOf(to))) {
+    if (st.get(other)) {
+      throw new OnevzError(
+        `${other} exists and vzctl would create the container from it instead of this VM's ` +
+          `${facts.templateFileExt} image: remove that file from the template cache`,
+      );
+    }
+  }
+  const reusable = async (cur: FileStat | null) => {
+    if (!cur || cur.type !== "file") return false;
+    if (facts.image && cur.ino === facts.image.ino) return true;
+    if ((cur.uid !== 0 && cur.uid !== facts.loginUid) || cur.mode & 0o022) return false;
+    if (facts.image && cur.size !== facts.image.size) return false;
+    const same = await host.run(["cmp", "-s", "--", image, to], { ...P, check: false });
+    return same.status === 0;
+  };
+  const cur = st.get(to) ?? null;
+  if (await reusable(cur)) return;
+  if (cur) {
+    if (cur.type === "directory") {
+      throw new OnevzError(`${to} is a directory: remove it from the template cache`);
+    }
+    await host.remove(to, P);
   }
   await host.mkdirp(posix.dirname(to), P);
-  const linked = await host.run(["ln", "--", facts.imagePath, to], { ...P, check: false });
+  const linked = await host.run(["ln", "--", image, to], { ...P, check: false });
   if (linked.status !== 0) {
-    // Copy to a private name, then link it into place: `ln` never replaces a file another
-    // deploy placed meanwhile (mv -f would), and readers never see a partial copy.
     const tmp = `${to}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
     try {
-      await host.run(["cp", "--", facts.imagePath, tmp], P);
+      await host.run(["cp", "--", image, tmp], P);
+      await host.run(["chmod", "0444", "--", tmp], P);
       const placed = await host.run(["ln", "--", tmp, to], { ...P, check: false });
       if (placed.status !== 0) {
-        if (!(await host.exists(to, P))) {
-          throw new OnevzError(`cannot place ${to}: ${placed.stderr.trim()}`);
-        }
-        const same = await host.run(["cmp", "-s", "--", facts.imagePath, to], {
-          ...P,
-          check: false,
-        });
-        if (same.status === 0) return; // an identical copy won the race
-        throw new OnevzError(
-          `${to} already exists with different content: rename the image (its NAME must be unique among the node's cached OS templates) or remove the cached file`,
-        );
+        const now = (await statPaths(host, [to], P)).get(to) ?? null;
+        if (!now) throw new OnevzError(`cannot place ${to}: ${placed.stderr.trim()}`);
+        if (await reusable(now)) return; // another deploy placed it meanwhile
+        throw new OnevzError(`${to} appeared meanwhile with other content: deploy again`);
       }
     } finally {
       await host.remove(tmp, P);
     }
   }
+  placement.inserted = true;
   rb.add(`cached OS template ${to}`, () => host.remove(to, P));
 }
 
+/** A guest file the OS template shipped, read only when it is a regular file (bounded). */
+async function readGuestText(host: Host, path: string, refusal: string): Promise<string | null> {
+  return await readRegularText(host, path, {
+    ...P,
+    maxBytes: MAX_PRIVATE_FILE_BYTES,
+    what: `${path} in the OS template`,
+  }).catch((e) => {
+    throw new OnevzError(
+      `${(e as Error).message.replace(/: refusing to read it$/, "")}: ${refusal}`,
+    );
+  });
+}
+
+/** lstat of a private-area path that deploy writes: null when absent; anything but a regular file is refused. */
+async function regularOrAbsent(host: Host, path: string, doing: string): Promise<FileStat | null> {
+  const st = (await statPaths(host, [path], P)).get(path) ?? null;
+  const bad = notRegular(`${path} in the OS template`, st);
+  if (bad) throw new OnevzError(`${bad}: refusing to write it (${doing})`);
+  return st;
+}
+
 /**
- * Make sure every directory from `base` down to dirname(path) exists and none of them is a
- * symbolic link: the private area comes from a user's tarball, and a link there could point
- * a write at the node's own files.
+ * Make sure every directory from `base` down to dirname(path) exists and is a real
+ * directory, in one look: the private area comes from a user's tarball, and a link there could
+ * point a write at the node's own files (a FIFO or device could hang or leak the read).
  */
 async function safeParentDir(host: Host, base: string, path: string) {
   const rel = posix.relative(base, posix.dirname(path));
   if (rel.startsWith("..") || posix.isAbsolute(rel)) {
     throw new OnevzError(`${path} is outside the private area ${base}`);
   }
-  let dir = base;
-  for (const part of rel.split("/").filter((p) => p !== "")) {
-    dir = `${dir}/${part}`;
-    if (await host.isSymlink(dir, P)) {
+  const dirs = [base];
+  for (const part of rel.split("/").filter((p) => p !== "")) dirs.push(`${dirs.at(-1)}/${part}`);
+  const st = await statPaths(host, dirs, P);
+  for (const d of dirs) {
+    const s = st.get(d);
+    if (!s) {
+      await host.mkdirp(posix.dirname(path), P);
+      return;
+    }
+    if (s.type === "symlink") {
       throw new OnevzError(
-        `${dir} is a symbolic link in the OS template: refusing to write through it`,
+        `${d} is a symbolic link in the OS template: refusing to write through it`,
       );
     }
-    if (!(await host.exists(dir, P))) await host.mkdirp(dir, P);
+    if (s.type !== "directory") {
+      throw new OnevzError(
+        `${d} is ${
+          describeType(s.type)
+        } in the OS template, not a directory: refusing to write into it`,
+      );
+    }
   }
 }
 
@@ -269,8 +345,34 @@ async function copyContextDir(
     "-printf",
     "%f\\n",
   ], P);
-  for (const name of listing.stdout.split("\n").filter((n) => n !== "")) {
-    if (name.includes("/") || name === "." || name === "..") continue;
-    await host.run(["cp", "--remove-destination", "--", `${from}/${name}`, `${to}/${name}`], P);
+  const names = listing.stdout.split("\n").filter((n) =>
+    n !== "" && !n.includes("/") && n !== "." && n !== ".."
+  );
+  const existing = await statPaths(host, names.map((n) => `${to}/${n}`), P);
+  for (const [path, st] of existing) {
+    const bad = notRegular(`${path} in the OS template`, st);
+    if (bad) throw new OnevzError(`${bad}: refusing to write it (context files)`);
+  }
+  for (const name of names) {
+    // dd without following a link or waiting on a FIFO, to a new name, renamed over the path.
+    const tmp = `${to}/.${name}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await host.run(
+        [
+          "dd",
+          `if=${from}/${name}`,
+          "iflag=nofollow,nonblock",
+          `of=${tmp}`,
+          "bs=1M",
+          "status=none",
+        ],
+        P,
+      );
+      await host.run(["chmod", "0644", "--", tmp], P);
+      await host.run(["mv", "-f", "-T", "--", tmp, `${to}/${name}`], P);
+    } catch (e) {
+      await host.remove(tmp, P).catch(() => {});
+      throw e;
+    }
   }
 }
