@@ -3,6 +3,8 @@
 # Installs what the tests need when it is missing (Debian: openssh-server, sudo, rsync,
 # xz-utils, bzip2; Deno through npm), then runs fmt, lint and type checks and the Deno tests.
 # Each check counts as one test; the last line is always exactly "N passed, N failed".
+# With arguments (`bash tests/run.sh tests/unit/spec.test.ts`, `deno task test <file>…`,
+# `npm test -- <file>…`) only those test files run, without the fmt, lint and type checks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -54,16 +56,18 @@ if [ ! -x "$DENO" ]; then
   exit 1
 fi
 
-mapfile -t test_sources < <(find tests -name '*.ts' -not -path '*/node_modules/*' | sort)
-
-check "deno fmt --check" "$DENO" fmt --check
-check "deno lint" "$DENO" lint
-check "deno check main.ts, build.ts, the bench and the tests" "$DENO" check --quiet main.ts build.ts bench/bench.ts "${test_sources[@]}"
+if [ $# -eq 0 ]; then
+  mapfile -t test_sources < <(find tests -name '*.ts' -not -path '*/node_modules/*' | sort)
+  check "deno fmt --check" "$DENO" fmt --check
+  check "deno lint" "$DENO" lint
+  check "deno check main.ts, build.ts, the bench and the tests" "$DENO" check --quiet main.ts build.ts bench/bench.ts "${test_sources[@]}"
+  set -- tests/
+fi
 
 # --- deno test ------------------------------------------------------------------------------
-say "deno test -A --no-lock tests/"
+say "deno test -A --no-lock $*"
 out=$(mktemp)
-"$DENO" test -A --no-lock tests/ 2>&1 | tee "$out"
+"$DENO" test -A --no-lock "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 # Summary: "ok | 16 passed (10 steps) | 0 failed (14s)" or
 #          "FAILED | 15 passed (9 steps) | 1 failed (1 step) (14s)". Top-level tests are counted
