@@ -61,6 +61,31 @@ function checkTranscript(out: string) {
   assert.match(out, /^oned> RESTORE 45 cn1 1045 \S+\/images\/checkpoint$/m);
   assert.match(out, /^ {2}ssh {2}cn1: \S+\/vmm\/ovz\/restore \S+\/images\/checkpoint$/m);
   assert.match(out, /^demo OK: /m);
+  // The shutdown's archive step is in its trace: stop, tar of the private area to a temporary
+  // name beside R/disk.0, its verification, then destroy.
+  const shutdown = out.slice(out.indexOf("oned> SHUTDOWN "), out.indexOf("drv > SHUTDOWN "));
+  const steps = shutdown.split("\n").map((l) => /^ {2}cn2 {2}(\S+ ?\S*)/.exec(l)?.[1])
+    .filter((s) => s && !s.endsWith(" status"));
+  assert.deepEqual(
+    steps,
+    ["vzctl stop", "tar --numeric-owner", "bzip2 -t", "vzctl destroy"],
+    shutdown,
+  );
+  assert.match(
+    shutdown,
+    /^ {2}cn2 {2}tar --numeric-owner -cjpf \S+\/images\/disk\.0\.onevz-tmp-\w+ -C \S+\/images\/private \.$/m,
+  );
+  // Each `vzfirewall -a → exit 255` comes with vzfirewall's reason and why it is a success.
+  const lines = out.split("\n");
+  const unchanged = lines.flatMap((l, i) => /vzfirewall -a +→ exit 255$/.test(l) ? [i] : []);
+  assert.ok(unchanged.length > 0, "the restore's hook finds the rules in place");
+  for (const i of unchanged) {
+    assert.match(
+      lines[i + 1],
+      /^ {2}out {2}Nothing is changed\. .*exit 255 as success/,
+      lines[i + 1],
+    );
+  }
 }
 
 Deno.test("npm run demo: vps145 through its whole life on simulated nodes", opts, async () => {
