@@ -1,6 +1,6 @@
 /**
- * onevz install [--one-location DIR | --system] [--oned-conf] [--sudoers] [--binary PATH]
- *               [--scripts-remote-dir DIR]
+ * onevz install [--one-location DIR | --system] [--oned-conf] [--sudoers [--group G]]
+ *               [--binary PATH] [--scripts-remote-dir DIR]
  *
  * Lays out the remotes tree (one executable, tiny shims, hook), the front-end tm-* entries,
  * vmm_ssh_ovz.conf and tm_ssh.conf (the original kept once as tm_ssh.conf.orig), and records
@@ -260,8 +260,13 @@ export default async function (ctx: CommandContext): Promise<number> {
   if (system && typeof f["one-location"] === "string") {
     throw new UsageError("install: give either --one-location or --system, not both");
   }
+  // --group: the nodes' group of the OpenNebula user, when it is not `cloud`.
+  const group = typeof f.group === "string" ? f.group : undefined;
+  if (group !== undefined && !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(group)) {
+    throw new UsageError(`install: --group ${JSON.stringify(group)} is not a group name`);
+  }
   if (f.sudoers === true && !system && !loc && f["oned-conf"] !== true) {
-    ctx.io.out(sudoersLines());
+    ctx.io.out(sudoersLines(group));
     return 0;
   }
   if (!system && !loc) {
@@ -318,7 +323,7 @@ export default async function (ctx: CommandContext): Promise<number> {
     say("");
     say("On every node, as root (visudo -f /etc/sudoers.d/onevz):");
     say("");
-    ctx.io.out(sudoersLines());
+    ctx.io.out(sudoersLines(group));
   }
   return 0;
 }

@@ -212,7 +212,8 @@ export const COMMANDS: CommandEntry[] = [
     summary: "install the remotes, configuration and oned.conf snippets",
     usage: "",
     help: "Lays out the remotes tree, vmm_ssh_ovz.conf and tm_ssh.conf under $ONE_LOCATION " +
-      "(or system-wide). Options: --one-location DIR, --system, --oned-conf, --sudoers.",
+      "(or system-wide). Options: --one-location DIR, --system, --oned-conf, --sudoers " +
+      "(with --group G for a group other than cloud).",
     minArgs: 0,
     maxArgs: 0,
     options: {
@@ -220,6 +221,7 @@ export const COMMANDS: CommandEntry[] = [
       system: "boolean",
       "oned-conf": "boolean",
       sudoers: "boolean",
+      group: "string",
       binary: "string",
       "scripts-remote-dir": "string",
     },

@@ -256,3 +256,27 @@ Deno.test("vzfirewall hook: 'Nothing is changed.' (255) is success, other failur
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("install --sudoers --group G: the same rules for %G; a name that is no group is refused", async () => {
+  const sudoers = async (...args: string[]) => {
+    const r = await new Deno.Command(deno, {
+      args: ["run", "-A", "--quiet", `${root}main.ts`, "install", "--sudoers", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return {
+      code: r.code,
+      out: new TextDecoder().decode(r.stdout),
+      err: new TextDecoder().decode(r.stderr),
+    };
+  };
+  const cloud = await sudoers();
+  const other = await sudoers("--group", "onevzt-cloud");
+  assert.equal(other.code, 0, other.err);
+  assert.equal(other.out, cloud.out.replaceAll("%cloud", "%onevzt-cloud"));
+  assert.match(other.out, /^%onevzt-cloud ALL=\(root\) NOPASSWD: /m);
+  const bad = await sudoers("--group", "cloud ALL=(ALL) NOPASSWD: ALL\n%x");
+  assert.equal(bad.code, 2);
+  assert.equal(bad.out, "");
+  assert.match(bad.err, /--group .* is not a group name/);
+});
