@@ -7,10 +7,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   type Bed,
+  DENO,
   hookSsh,
   imSh,
   imSsh,
   installDevRemotes,
+  REPO_ROOT,
+  run,
   SIM_BIN,
   startBed,
   vmmSh,
@@ -57,6 +60,78 @@ Deno.test("bed start-up (sshds only) takes less than 3 s and stop() cleans up", 
     } catch { /* gone */ }
     assert.ok(!alive, `sshd ${pid} still running`);
   }
+});
+
+/** What a bed must never change on this machine: accounts, sudoers.d, /usr/sbin/vz*. */
+async function machineState(): Promise<string> {
+  const r = await run("sh", [
+    "-c",
+    "getent passwd | cut -d: -f1,3 | sort; echo --; getent group | cut -d: -f1,3 | sort; " +
+    "echo --; ls -A /etc/sudoers.d; echo --; ls -d /usr/sbin/vz* 2>/dev/null; true",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+Deno.test({
+  name: "bed driverUser: a non-root account with only install's rules, inside the bed only",
+  ignore: !(() => {
+    try {
+      return Deno.statSync("/usr/bin/sudo").isFile && Deno.statSync("/etc/sudoers.d").isDirectory;
+    } catch {
+      return false;
+    }
+  })(),
+  ...opts,
+  fn: async () => {
+    const before = await machineState();
+    const bed = await startBed({ nodes: [{ name: "cn1" }], driverUser: true });
+    const d = bed.driver!;
+    let stopped = false;
+    try {
+      assert.equal(d.user, "onevzt-admin");
+      assert.equal(d.group, "onevzt-cloud");
+      assert.notEqual(d.uid, 0);
+      const rules = await run(DENO, [
+        "run",
+        "-A",
+        "--quiet",
+        join(REPO_ROOT, "main.ts"),
+        "install",
+        "--sudoers",
+        "--group",
+        d.group,
+      ]);
+      assert.equal(d.rules, rules.stdout);
+      for (const host of ["cn1", "fn"]) {
+        const as = (cmd: string) => run("ssh", ["-F", d.sshConfig, "-n", host, cmd]);
+        const who = await as("id -un; id -u; id -gn; echo $HOME");
+        assert.equal(who.stdout, `${d.user}\n${d.uid}\n${d.group}\n${d.home}\n`, who.stderr);
+        // The simulator's tools at the rules' paths; sudo runs them and nothing else.
+        const vz = await as("ls -l /usr/sbin/vzctl && sudo -n -l /usr/sbin/vzctl");
+        assert.equal(vz.code, 0, `${host}: ${vz.stderr}`);
+        assert.match(vz.stdout, new RegExp(`-> ${SIM_BIN}/vzctl\n/usr/sbin/vzctl\n$`));
+        const other = await as("sudo -n -l /usr/bin/id");
+        assert.notEqual(other.code, 0, `${host}: sudo allows a command outside the rules`);
+        const listed = await as("sudo -n -l");
+        assert.match(listed.stdout, /\(root\) NOPASSWD: \/usr\/sbin\/vzctl, /, listed.stderr);
+        assert.doesNotMatch(listed.stdout, /NOPASSWD: ALL|\(ALL/, listed.stdout);
+      }
+      const ran = await run("ssh", ["-F", d.sshConfig, "-n", "cn1", "sudo -n vzlist -a"]);
+      assert.equal(ran.code, 0, ran.stderr);
+      // Meanwhile this machine has none of it.
+      assert.equal(await machineState(), before);
+      assert.notEqual((await run("id", [d.user])).code, 0, `${d.user} exists outside the bed`);
+      const pids = Object.values(bed.nodes).map((n) => n.pid);
+      await bed.stop();
+      stopped = true;
+      await assert.rejects(Deno.stat(bed.dir));
+      for (const pid of pids) await assert.rejects(Deno.stat(`/proc/${pid}/cmdline`));
+      assert.equal(await machineState(), before);
+    } finally {
+      if (!stopped) await bed.stop();
+    }
+  },
 });
 
 Deno.test("ssh test bed with cn1 (ubc) and cn2 (vswap)", opts, async (t) => {
