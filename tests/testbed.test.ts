@@ -44,23 +44,28 @@ async function writeExec(path: string, text: string) {
   await Deno.chmod(path, 0o755);
 }
 
-Deno.test("bed start-up (sshds only) takes less than 3 s and stop() cleans up", opts, async () => {
-  const t0 = performance.now();
-  const bed = await startBed({ nodes: [{ name: "cn1" }, { name: "cn2" }], initSimulator: false });
-  const ms = performance.now() - t0;
-  console.log(`  bed (fn, cn1, cn2) up in ${ms.toFixed(0)} ms`);
-  assert.ok(ms < 3000, `start-up took ${ms} ms`);
-  const pids = Object.values(bed.nodes).map((n) => n.pid);
-  await bed.stop();
-  await assert.rejects(Deno.stat(bed.dir));
-  for (const pid of pids) {
-    let alive = false;
-    try {
-      alive = !/ Z /.test(await Deno.readTextFile(`/proc/${pid}/stat`));
-    } catch { /* gone */ }
-    assert.ok(!alive, `sshd ${pid} still running`);
-  }
-});
+Deno.test(
+  "bed start-up (sshds only) answers on every port, and stop() cleans up",
+  opts,
+  async () => {
+    // (How fast it starts is not a test: it depends on the machine's load.)
+    const bed = await startBed({ nodes: [{ name: "cn1" }, { name: "cn2" }], initSimulator: false });
+    for (const n of ["fn", "cn1", "cn2"]) {
+      const r = await bed.ssh(n, "echo up");
+      assert.equal(r.stdout, "up\n", `${n}: ${r.stderr}`);
+    }
+    const pids = Object.values(bed.nodes).map((n) => n.pid);
+    await bed.stop();
+    await assert.rejects(Deno.stat(bed.dir));
+    for (const pid of pids) {
+      let alive = false;
+      try {
+        alive = !/ Z /.test(await Deno.readTextFile(`/proc/${pid}/stat`));
+      } catch { /* gone */ }
+      assert.ok(!alive, `sshd ${pid} still running`);
+    }
+  },
+);
 
 /** What a bed must never change on this machine: accounts, sudoers.d, /usr/sbin/vz*. */
 async function machineState(): Promise<string> {
@@ -126,7 +131,10 @@ Deno.test({
       await bed.stop();
       stopped = true;
       await assert.rejects(Deno.stat(bed.dir));
-      for (const pid of pids) await assert.rejects(Deno.stat(`/proc/${pid}/cmdline`));
+      for (const pid of pids) {
+        const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
+        assert.ok(stat === "" || / Z /.test(stat), `sshd ${pid} still running`);
+      }
       assert.equal(await machineState(), before);
     } finally {
       if (!stopped) await bed.stop();

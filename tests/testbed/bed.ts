@@ -160,7 +160,7 @@ function freePort(): number {
   return port;
 }
 
-async function waitForPort(port: number, pid: number, log: string, ms = 5000): Promise<void> {
+async function waitForPort(port: number, pid: number, log: string, ms = 60_000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     try {
@@ -274,7 +274,7 @@ function clientConfig(
       `  StrictHostKeyChecking no`,
       `  LogLevel ERROR`,
       `  BatchMode yes`,
-      `  ConnectTimeout 10`,
+      `  ConnectTimeout 30`,
       "",
     ].join("\n")
   ).join("\n");
