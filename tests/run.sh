@@ -5,6 +5,9 @@
 # Each check counts as one test; the last line is always exactly "N passed, N failed".
 # With arguments (`bash tests/run.sh tests/unit/spec.test.ts`, `deno task test <file>…`,
 # `npm test -- <file>…`) only those test files run, without the fmt, lint and type checks.
+# The tests run in a sandbox (tests/sandbox.sh: their own /tmp and, as root, pid namespace);
+# the last test checks that they left nothing behind: no process, nothing in /tmp, no
+# account, group, sudoers.d file or /usr/sbin/vz* entry.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -65,9 +68,42 @@ if [ $# -eq 0 ]; then
 fi
 
 # --- deno test ------------------------------------------------------------------------------
+# What the tests may not change on this machine: accounts, groups, sudoers.d, /usr/sbin/vz*,
+# (the test bed's driver account lives in its namespaces only).
+machine_state() {
+  getent passwd | cut -d: -f1 | sort
+  echo --
+  getent group | cut -d: -f1 | sort
+  echo --
+  ls -A /etc/sudoers.d 2>/dev/null
+  echo --
+  ls -d /usr/sbin/vz* 2>/dev/null
+  true
+}
+# Where several checkouts share a machine, tests that still change it (older branches) run
+# under /tmp/onevz-global.lock: take it for each look, so that no such run is half done.
+# (Inside another run's sandbox, `deno task test <file>` from tests/tasks.test.ts, the outer run
+# holds no lock and checks the machine itself.)
+machine_state_now() {
+  if [ -e /tmp/onevz-global.lock ] && [ -z "${ONEVZ_SUITE_SANDBOX-}" ]; then
+    flock -w 1800 /tmp/onevz-global.lock bash -c "$(declare -f machine_state); machine_state"
+  else
+    machine_state
+  fi
+}
+state_before=$(machine_state_now)
+# The run's own /tmp and runtime directory (tests/sandbox.sh); outside /tmp, which it hides.
+sandbox=$(mktemp -d /var/tmp/onevz-suite.XXXXXX)
+trap 'rm -rf "$sandbox"' EXIT
+mkdir -m 1777 "$sandbox/tmp"
+mkdir -m 0700 "$sandbox/run"
+in_sandbox=(bash tests/sandbox.sh "$sandbox")
+if [ "$(id -u)" = 0 ] && unshare -m -p -f --mount-proc true 2>/dev/null; then
+  in_sandbox=(unshare -m -p -f --mount-proc --propagation private "${in_sandbox[@]}")
+fi
 say "deno test -A --no-lock $*"
 out=$(mktemp)
-"$DENO" test -A --no-lock "$@" 2>&1 | tee "$out"
+"${in_sandbox[@]}" "$DENO" test -A --no-lock "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 # Summary: "ok | 16 passed (10 steps) | 0 failed (14s)" or
 #          "FAILED | 15 passed (9 steps) | 1 failed (1 step) (14s)". Top-level tests are counted
@@ -87,6 +123,20 @@ if [ -n "$summary" ]; then
 else
   failed=$((failed + 1))
   failures+=("deno test (no summary; exit $status)")
+fi
+
+# One more test: the run left nothing behind (no process, nothing in /tmp, no account, group,
+# sudoers file or /usr/sbin entry).
+say "the tests leave nothing behind"
+left=$(cat "$sandbox/left" 2>/dev/null || echo "tests/sandbox.sh wrote no report")
+rm -rf "$sandbox"
+changed=$(diff <(echo "$state_before") <(machine_state_now) | grep '^[<>]' | sed 's/^</removed:/; s/^>/added:/')
+if [ -z "$left$changed" ]; then
+  passed=$((passed + 1))
+else
+  printf '%s\n' "$left" "$changed" | sed '/^$/d; s/^/  left behind: /'
+  failed=$((failed + 1))
+  failures+=("the tests leave nothing behind")
 fi
 
 [ ${#failures[@]} -gt 0 ] && say "FAILED: $(IFS=';'; echo "${failures[*]}")"
