@@ -118,7 +118,7 @@ Deno.test("npm run demo: vps145 through its whole life on simulated nodes", opts
   }
 });
 
-Deno.test("npm run demo as an unprivileged user (nobody, HOME=/tmp)", opts, async (t) => {
+Deno.test("npm run demo as an unprivileged user (nobody, a HOME of its own)", opts, async (t) => {
   if (Deno.uid() !== 0) {
     console.log("  already unprivileged: the previous test covers it");
     return;
@@ -133,16 +133,23 @@ Deno.test("npm run demo as an unprivileged user (nobody, HOME=/tmp)", opts, asyn
     return;
   }
   const simBin = Deno.env.get("ONEVZ_DEMO_SIM_BIN");
-  const r = await su(
-    `cd ${REPO} && HOME=/tmp NO_COLOR=1 TMPDIR=/tmp ` +
-      (simBin ? `ONEVZ_DEMO_SIM_BIN=${simBin} ` : "") + `${DENO} run -A --quiet ${DEMO}`,
-  );
-  assert.equal(r.code, 0, `demo as nobody failed:\n${r.stdout}\n${r.stderr}`);
-  checkTranscript(r.stdout);
-  // Without --keep the temporary directory is gone.
-  const dir = /^ {2}\$T = (\/\S+)/m.exec(r.stdout)?.[1];
-  assert.ok(dir);
-  await assert.rejects(Deno.stat(dir));
+  // nobody's HOME (Deno's cache) and TMPDIR: a directory of this test's, removed afterwards.
+  const home = await Deno.makeTempDir({ prefix: "onevz-nobody-" });
+  try {
+    await run("chown", ["nobody", home]);
+    const r = await su(
+      `cd ${REPO} && HOME=${home} NO_COLOR=1 TMPDIR=${home} ` +
+        (simBin ? `ONEVZ_DEMO_SIM_BIN=${simBin} ` : "") + `${DENO} run -A --quiet ${DEMO}`,
+    );
+    assert.equal(r.code, 0, `demo as nobody failed:\n${r.stdout}\n${r.stderr}`);
+    checkTranscript(r.stdout);
+    // Without --keep the temporary directory is gone.
+    const dir = /^ {2}\$T = (\/\S+)/m.exec(r.stdout)?.[1];
+    assert.ok(dir && dir.startsWith(`${home}/`), dir);
+    await assert.rejects(Deno.stat(dir));
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
 });
 
 Deno.test("the demo exits non-zero with the reason when a step fails", opts, async () => {
