@@ -124,6 +124,14 @@ async function setUp(): Promise<Setup> {
     made.push(feTmp);
     const feRuntime = await Deno.makeTempDir({ dir: "/tmp", prefix: "ovzrt" });
     made.push(feRuntime);
+    // Gone when the module unloads, even when "stop the bed" was filtered out.
+    globalThis.addEventListener("unload", () => {
+      for (const d of [feTmp, feRuntime]) {
+        try {
+          Deno.removeSync(d, { recursive: true });
+        } catch { /* already removed */ }
+      }
+    });
     const sshLog = join(bed.dir, "ssh.log");
     await Deno.writeTextFile(sshLog, "");
     const sshWrapper = join(bed.dir, "ssh-logged");
