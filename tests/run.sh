@@ -68,8 +68,8 @@ if [ $# -eq 0 ]; then
 fi
 
 # --- deno test ------------------------------------------------------------------------------
-# What the tests may not change on this machine: accounts, groups, sudoers.d, /usr/sbin/vz*,
-# (the test bed's driver account lives in its namespaces only).
+# What the tests may not change on this machine: accounts, groups, sudoers.d, /usr/sbin/vz*
+# (the test bed's driver account and its sudo rules live in the bed's namespaces only).
 machine_state() {
   getent passwd | cut -d: -f1 | sort
   echo --
