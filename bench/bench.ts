@@ -39,8 +39,17 @@ const { values: opt } = parseArgs({
     out: { type: "string", default: `${REPO}/BENCHMARKS.md` },
     "no-write": { type: "boolean", default: false },
     only: { type: "string", default: "startup,nodes,tm" },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (opt.help) {
+  console.log(
+    "usage: deno task bench [--runs N] [--sizes 1,100,1000] [--image-mb 100]\n" +
+      "                       [--only startup,nodes,tm] [--out BENCHMARKS.md] [--no-write]\n" +
+      "Measures onevz on simulated nodes and writes BENCHMARKS.md (a few minutes; root for tm).",
+  );
+  Deno.exit(0);
+}
 const RUNS = Math.max(3, Number(opt.runs));
 const SIZES = opt.sizes!.split(",").map(Number);
 const IMAGE_MB = Number(opt["image-mb"]);

@@ -87,3 +87,44 @@ Deno.test("--version prints src/version.ts's version, which matches package.json
   const pkg = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/package.json`));
   assert.equal(pkg.version, VERSION);
 });
+
+Deno.test("src/version.ts is a tracked source file, in step with package.json and its lock", async () => {
+  // Tracked, not generated: a clone and `deno compile` need it as it is. Never ignored.
+  const inGit = await run("git", ["rev-parse", "--is-inside-work-tree"], { cwd: REPO_ROOT })
+    .catch(() => ({ code: 127, stdout: "", stderr: "" }));
+  if (inGit.code === 0) {
+    const tracked = await run("git", ["ls-files", "--error-unmatch", "src/version.ts"], {
+      cwd: REPO_ROOT,
+    });
+    assert.equal(tracked.code, 0, `src/version.ts is not tracked: ${tracked.stderr}`);
+    const ignored = await run("git", ["check-ignore", "--no-index", "-v", "src/version.ts"], {
+      cwd: REPO_ROOT,
+    });
+    assert.equal(ignored.code, 1, `src/version.ts is ignored: ${ignored.stdout}`);
+  }
+  // (A source tarball has no git; its .gitignore may not name the file either.)
+  const gitignore = await Deno.readTextFile(`${REPO_ROOT}/.gitignore`).catch(() => "");
+  assert.doesNotMatch(gitignore, /^\/?(src\/)?version\.ts$/m, ".gitignore names src/version.ts");
+  const lock = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/package-lock.json`));
+  assert.equal(lock.version, VERSION, "package-lock.json version");
+  assert.equal(lock.packages[""].version, VERSION, "package-lock.json packages[''] version");
+});
+
+Deno.test("every command's --help says each sentence once", async () => {
+  for (const c of COMMANDS) {
+    const r = await onevz([c.name, "--help"]);
+    assert.equal(r.code, 0, `${c.name}: ${r.stderr}`);
+    const sentences = r.stdout.replace(/\s+/g, " ").split(/(?<=\.) /).map((s) => s.trim())
+      .filter((s) => s);
+    const seen = new Set<string>();
+    for (const s of sentences) {
+      assert.ok(!seen.has(s), `${c.name} --help repeats "${s}"`);
+      seen.add(s);
+    }
+    // Where it runs, once: "Runs on the source node. Runs on the cluster node …" said it twice.
+    assert.ok(
+      sentences.filter((s) => /^Runs on /.test(s)).length <= 1,
+      `${c.name} --help says where it runs twice:\n${r.stdout}`,
+    );
+  }
+});

@@ -7,6 +7,7 @@ import { runChecks } from "../src/admin/doctor.ts";
 import type { CheckResult } from "../src/admin/checks/types.ts";
 import type { CacheListing } from "../src/ovz/caches.ts";
 import { DENO, REPO_ROOT, startBed } from "./testbed/mod.ts";
+import { canRunPrivilegeTests } from "./hardening/least_privilege.ts";
 
 const listing = (sizes: number[], inUse: number, unsafe: string[] = []): CacheListing => ({
   dir: "/vz/one/.onevz-cache",
@@ -56,15 +57,23 @@ Deno.test("doctor caches: sizes, bounds, entries others could write (pure)", () 
 
 Deno.test({
   name: "doctor caches: on a node, and the printed fixes work there",
-  ignore: Deno.uid() !== 0,
+  ignore: !canRunPrivilegeTests,
   sanitizeOps: false,
   sanitizeResources: false,
-  // Root logs into the node: doctor only reads here, and the fixes it prints are run as the
-  // bed's login (the cache belongs to that user).
+  // The TM, doctor and the fixes it prints log into the node as the bed's driver account
+  // (oneadmin, with only the printed sudo rules), the owner of VM_DIR and so of the cache.
   fn: async () => {
-    const bed = await startBed({ nodes: [{ name: "cn1" }], frontEnd: false });
+    const bed = await startBed({ nodes: [{ name: "cn1" }], frontEnd: false, driverUser: true });
+    const driver = bed.driver!;
+    await Deno.chown(`${bed.nodes.cn1.fsDir}/vm`, driver.uid, driver.gid);
     const fe = await Deno.makeTempDir({ prefix: "onevz-doctor-caches-" });
-    const env = { ...bed.env, ONEVZ_VM_DIR: bed.vmDir, ONEVZ_FE_NAMES: "fe", TMPDIR: fe };
+    const env = {
+      ...bed.env,
+      ONEVZ_SSH_CONFIG: driver.sshConfig,
+      ONEVZ_VM_DIR: bed.vmDir,
+      ONEVZ_FE_NAMES: "fe",
+      TMPDIR: fe,
+    };
     const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
     try {
       for (const [i, vid] of [[1, 5], [2, 6]]) {
@@ -99,7 +108,7 @@ Deno.test({
       };
       const fixIt = async (fix: string) => {
         const r = await new Deno.Command("sh", {
-          args: ["-c", fix.replace(/^ssh /, `ssh -F '${bed.sshConfig}' `)],
+          args: ["-c", fix.replace(/^ssh /, `ssh -F '${driver.sshConfig}' `)],
         }).output();
         assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
       };
@@ -108,6 +117,7 @@ Deno.test({
       assert.match(c.message, /2 entries, 98 KB \(2 used by VMs\)/);
       // An entry left world-writable by an older onevz: a warning whose fix removes it.
       const cache = `${bed.nodes.cn1.fsDir}/vm/.onevz-cache`;
+      assert.equal((await Deno.stat(cache)).uid, driver.uid, "the cache is the driver's");
       const entry = [...Deno.readDirSync(cache)].find((e) => /^[0-9a-f]{64}$/.test(e.name))!;
       await Deno.chmod(`${cache}/${entry.name}`, 0o666);
       const w = await check();

@@ -7,11 +7,13 @@
  * give no command, and say what to do in words.
  *
  * The node side is real: an ssh test bed node run by the OpenVZ simulator, logged into as the
- * unprivileged driver user with ONLY the rules `onevz install --sudoers` prints
- * (tests/hardening/least_privilege.ts). The sudoers fix writes /etc/sudoers.d/onevz, the
- * secure_path fix /etc/sudoers.d/zz-onevz-secure-path: the test refuses to run when either
- * exists already, and removes them (and its own break files) afterwards. Run it under
- * `flock /tmp/onevz-global.lock` (it changes sudoers.d).
+ * bed's unprivileged driver account with ONLY the rules `onevz install --sudoers` prints
+ * (tests/hardening/least_privilege.ts). The breakages and the fixes change the node's own
+ * /etc/sudoers.d, which is the bed's private directory for cn1 (the sudoers fix writes
+ * /etc/sudoers.d/onevz there, the secure_path fix zz-onevz-secure-path): no sudoers file or
+ * account of this machine changes. The front-end's doctor and its fixes run on this machine in
+ * the bed's front-end namespace, where the driver account exists (OpenNebula's user, who owns
+ * ONE_LOCATION and whom doctor names).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -19,16 +21,17 @@ import { formatResults, runChecks } from "../src/admin/doctor.ts";
 import { install, sha256 } from "../src/admin/install.ts";
 import { installPaths } from "../src/admin/layout.ts";
 import type { CheckResult } from "../src/admin/checks/types.ts";
-import {
-  canRunPrivilegeTests,
-  type LeastPrivilege,
-  leastPrivilege,
-} from "./hardening/least_privilege.ts";
+import { canRunPrivilegeTests, leastPrivilegeBed } from "./hardening/least_privilege.ts";
 import { stockOneLocation } from "./helpers/one_tree.ts";
-import { assertOnlyOurGrants } from "./helpers/sudoers.ts";
-import { type Bed, DENO, installDevRemotes, REPO_ROOT, run, startBed } from "./testbed/mod.ts";
+import {
+  type Bed,
+  type BedDriver,
+  DENO,
+  installDevRemotes,
+  REPO_ROOT,
+  run,
+} from "./testbed/mod.ts";
 
-const SUDOERS_FILES = ["/etc/sudoers.d/onevz", "/etc/sudoers.d/zz-onevz-secure-path"];
 const NAME = "onevz-doctor-fixes";
 const canRun = canRunPrivilegeTests && (() => {
   try {
@@ -60,61 +63,35 @@ async function onevzOnPath(dir: string): Promise<string> {
 }
 
 interface World {
-  bed: Bed;
-  lp: LeastPrivilege;
+  bed: Bed & { driver: BedDriver };
+  /** The driver account (OpenNebula's user on the front-end, the nodes' login). */
+  lp: BedDriver;
   user: string;
-  /** The front-end's ssh config: the bed's, logging in as the driver user. */
+  /** The front-end's ssh config: logs in as the driver user. */
   sshConfig: string;
   /** The PATH fixes run with on the front-end (onevz first). */
   path: string;
-  undo: (() => Promise<unknown>)[];
 }
 
 async function setUp(): Promise<World> {
-  for (const f of SUDOERS_FILES) {
-    assert.ok(
-      !(await Deno.lstat(f).catch(() => null)),
-      `${f} exists on this machine: the test would overwrite it`,
-    );
-  }
-  const undo: (() => Promise<unknown>)[] = [];
+  // The driver account and its rules exist only in the bed's namespaces; cn1's sudoers.d is
+  // its own (bed.driver.sudoersDirs.cn1), which the breakages below change.
+  const bed = await leastPrivilegeBed({ nodes: [{ name: "cn1", flavour: "vswap" }] });
   try {
-    const lp = await leastPrivilege(NAME);
-    undo.push(() => lp.undo());
-    const user = (await run("id", ["-nu", String(lp.uid)])).stdout.trim();
-    const bed = await startBed({ nodes: [{ name: "cn1", flavour: "vswap" }] });
-    undo.push(() => bed.stop());
+    const lp = bed.driver;
     const fs = bed.nodes.cn1.fsDir;
     // The driver user owns VM_DIR and SCRIPTS_REMOTE_DIR on a node, as the seed sets up.
     for (const d of ["vm", "scripts"]) await Deno.chown(join(fs, d), lp.uid, lp.gid);
-    // sshd reads the bed's authorized_keys as the user logging in; the user's own copy of the
-    // bed's key lets it ssh back to the front-end from the node.
-    await Deno.chmod(bed.dir, 0o755);
-    const key = join(bed.dir, "id_driver");
-    await Deno.copyFile(bed.identity, key);
-    await Deno.chown(key, lp.uid, lp.gid);
-    await Deno.chmod(key, 0o600);
-    const cfg = await Deno.readTextFile(bed.sshConfig);
-    await Deno.writeTextFile(bed.sshConfig, cfg.replaceAll(bed.identity + "\n", key + "\n"));
-    await Deno.chmod(bed.sshConfig, 0o644);
-    const sshConfig = join(bed.dir, "ssh_config_driver");
-    await Deno.writeTextFile(
-      sshConfig,
-      cfg.replaceAll(/^\s*User root$/gm, `  User ${user}`),
-    );
     const path = `${await onevzOnPath(bed.dir)}:${Deno.env.get("PATH")}`;
-    undo.push(async () => {
-      for (const f of SUDOERS_FILES) await Deno.remove(f).catch(() => {});
-    });
-    return { bed, lp, user, sshConfig, path, undo };
+    return { bed, lp, user: lp.user, sshConfig: lp.sshConfig, path };
   } catch (e) {
-    for (const u of undo.reverse()) await u().catch(() => {});
+    await bed.stop();
     throw e;
   }
 }
 
 async function tearDown(w: World) {
-  for (const u of w.undo.reverse()) await u().catch(() => {});
+  await w.bed.stop();
 }
 
 /** doctor's node checks for `hosts`, logged in as the driver user. */
@@ -149,21 +126,26 @@ async function doctorNodes(w: World, hosts: string[]): Promise<CheckResult[]> {
   }
 }
 
-/** Run a printed fix exactly as printed, as the user and where the result says. */
+/**
+ * Run a printed fix exactly as printed, as the user and where the result says: on the
+ * front-end (this machine, in the bed's front-end namespace where its accounts exist), or on
+ * a node through the bed's root login.
+ */
 async function runFix(
   r: CheckResult,
-  o: { bed?: Bed; path: string; home?: string },
+  o: { bed: Bed; path: string; home?: string },
 ): Promise<void> {
   const who = r.fixAs ?? { user: "root", on: "front-end" };
   let out;
   if (who.on === "front-end") {
     const env = ["PATH=" + o.path, "ONEVZ_DEV_LAUNCHER=1", ...(o.home ? [`HOME=${o.home}`] : [])];
-    out = who.user === "root"
-      ? await run("env", [...env, "sh", "-c", r.fix!])
-      : await run("runuser", ["-u", who.user, "--", "env", ...env, "sh", "-c", r.fix!]);
+    const [cmd, ...args] = o.bed.asFrontEnd(
+      ["env", ...env, "sh", "-c", r.fix!],
+      who.user === "root" ? {} : { user: who.user },
+    );
+    out = await run(cmd, args);
   } else {
     assert.equal(who.user, "root", `a node fix as ${who.user}: ${r.fix}`);
-    assert.ok(o.bed, "a node fix outside the bed");
     out = await o.bed.ssh(who.on, r.fix!); // a root login on that node
   }
   assert.equal(out.code, 0, `fix of ${r.id} failed: ${r.fix}\n${out.stdout}${out.stderr}`);
@@ -176,7 +158,7 @@ async function runFix(
 async function breakFixRecheck(
   check: () => Promise<CheckResult[]>,
   id: string,
-  o: { bed?: Bed; path: string; home?: string; expectFix?: boolean },
+  o: { bed: Bed; path: string; home?: string; expectFix?: boolean },
 ): Promise<CheckResult[]> {
   const before = await check();
   const broken = byId(before, id);
@@ -215,22 +197,27 @@ Deno.test({
         formatResults(healthy),
       );
 
+      // cn1's /etc/sudoers.d, as this machine sees it: the bed's, holding the printed rules
+      // (`onevz`, the name the sudoers fix writes too) and the simulator's env_keep.
+      const sudoersD = bed.driver.sudoersDirs.cn1;
+      const rules = join(sudoersD, "onevz");
+      assert.equal(await Deno.readTextFile(rules), w.lp.rules);
+
       // No sudo rules at all (a fresh node): the sudoers fix from the front-end.
-      const rules = `/etc/sudoers.d/${NAME}`;
-      await assertOnlyOurGrants(w.user, [rules]);
       const aside = join(bed.dir, "rules-aside");
       await Deno.rename(rules, aside);
       try {
         const rs = await breakFixRecheck(check, "node.sudo", fixOpts);
         assert.match(byId(rs, "node.sudo").message, /cannot run sudo without a password/);
         assert.match(byId(rs, "node.sudo").fix!, / \| ssh -F \S+ root@cn1 /);
+        assert.ok(await Deno.lstat(rules), "the fix wrote cn1's /etc/sudoers.d/onevz");
       } finally {
-        await Deno.remove("/etc/sudoers.d/onevz").catch(() => {});
+        await Deno.remove(rules).catch(() => {});
         await Deno.rename(aside, rules);
       }
 
       // The seed's sudoers: ALL, and requiretty from /etc/sudoers (a file that sorts first).
-      const seedFile = `/etc/sudoers.d/0${NAME}-seed`;
+      const seedFile = join(sudoersD, `0${NAME}-seed`);
       await Deno.rename(rules, aside);
       await Deno.writeTextFile(
         seedFile,
@@ -248,12 +235,12 @@ Deno.test({
         assert.match(scope.todo!, /delete the rule granting ALL/);
       } finally {
         await Deno.remove(seedFile).catch(() => {});
-        await Deno.remove("/etc/sudoers.d/onevz").catch(() => {});
+        await Deno.remove(rules).catch(() => {});
         await Deno.rename(aside, rules);
       }
 
       // A later sudoers entry whose secure_path misses /sbin (vzfirewall's iptables-restore).
-      const pathFile = `/etc/sudoers.d/${NAME}-path`;
+      const pathFile = join(sudoersD, `${NAME}-path`);
       await Deno.writeTextFile(pathFile, `Defaults:${w.user} secure_path="/usr/bin:/bin"\n`, {
         mode: 0o440,
       });
@@ -261,7 +248,7 @@ Deno.test({
         await breakFixRecheck(check, "node.sudo_path", fixOpts);
       } finally {
         await Deno.remove(pathFile).catch(() => {});
-        await Deno.remove("/etc/sudoers.d/zz-onevz-secure-path").catch(() => {});
+        await Deno.remove(join(sudoersD, "zz-onevz-secure-path")).catch(() => {});
       }
 
       // VM_DIR root's; SCRIPTS_REMOTE_DIR missing under a directory the user cannot write.
@@ -359,22 +346,27 @@ Deno.test({
         ONE_XMLRPC: "http://localhost:2633/RPC2",
         HOME: dir,
       };
-      const check = async () => {
-        const saved = Deno.env.get("ONEVZ_SSH");
-        Deno.env.set("ONEVZ_SSH", fakeSsh);
-        try {
-          return (await runChecks(
-            { hosts: [], frontend: "fn", vmDir: "/x", remoteDir: "/y" },
-            (k) => env[k],
-          ));
-        } finally {
-          if (saved === undefined) Deno.env.delete("ONEVZ_SSH");
-          else Deno.env.set("ONEVZ_SSH", saved);
-        }
+      // doctor as root on the front-end: this machine, in the bed's front-end namespace, where
+      // OpenNebula's user (the driver account) exists; ssh faked through ONEVZ_SSH.
+      const check = async (): Promise<CheckResult[]> => {
+        const [cmd, ...args] = w.bed.asFrontEnd([
+          DENO,
+          "run",
+          "-A",
+          "--quiet",
+          "--no-lock",
+          join(REPO_ROOT, "tests/helpers/doctor_checks.ts"),
+          JSON.stringify({
+            options: { hosts: [], frontend: "fn", vmDir: "/x", remoteDir: "/y" },
+            env,
+          }),
+        ]);
+        const r = await run(cmd, args, { env: { ONEVZ_SSH: fakeSsh } });
+        assert.equal(r.code, 0, `doctor: ${r.stderr}`);
+        return JSON.parse(r.stdout);
       };
-      const home = (await run("sh", ["-c", `getent passwd ${w.user} | cut -d: -f6`])).stdout
-        .trim();
-      const o = { path: w.path, home };
+      const home = w.lp.home;
+      const o = { bed: w.bed, path: w.path, home };
       const rs0 = await check();
       // Installed from this checkout: only the launcher fails (words: build the executable).
       assert.deepEqual(

@@ -7,10 +7,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   type Bed,
+  DENO,
   hookSsh,
   imSh,
   imSsh,
   installDevRemotes,
+  REPO_ROOT,
+  run,
   SIM_BIN,
   startBed,
   vmmSh,
@@ -41,22 +44,133 @@ async function writeExec(path: string, text: string) {
   await Deno.chmod(path, 0o755);
 }
 
-Deno.test("bed start-up (sshds only) takes less than 3 s and stop() cleans up", opts, async () => {
-  const t0 = performance.now();
-  const bed = await startBed({ nodes: [{ name: "cn1" }, { name: "cn2" }], initSimulator: false });
-  const ms = performance.now() - t0;
-  console.log(`  bed (fn, cn1, cn2) up in ${ms.toFixed(0)} ms`);
-  assert.ok(ms < 3000, `start-up took ${ms} ms`);
-  const pids = Object.values(bed.nodes).map((n) => n.pid);
-  await bed.stop();
-  await assert.rejects(Deno.stat(bed.dir));
-  for (const pid of pids) {
-    let alive = false;
+Deno.test(
+  "bed start-up (sshds only) answers on every port, and stop() cleans up",
+  opts,
+  async () => {
+    // (How fast it starts is not a test: it depends on the machine's load.)
+    const bed = await startBed({ nodes: [{ name: "cn1" }, { name: "cn2" }], initSimulator: false });
+    for (const n of ["fn", "cn1", "cn2"]) {
+      const r = await bed.ssh(n, "echo up");
+      assert.equal(r.stdout, "up\n", `${n}: ${r.stderr}`);
+    }
+    const pids = Object.values(bed.nodes).map((n) => n.pid);
+    await bed.stop();
+    await assert.rejects(Deno.stat(bed.dir));
+    for (const pid of pids) {
+      let alive = false;
+      try {
+        alive = !/ Z /.test(await Deno.readTextFile(`/proc/${pid}/stat`));
+      } catch { /* gone */ }
+      assert.ok(!alive, `sshd ${pid} still running`);
+    }
+  },
+);
+
+/** What a bed must never change on this machine: accounts, sudoers.d, /usr/sbin/vz*. */
+async function machineState(): Promise<string> {
+  const r = await run("sh", [
+    "-c",
+    "getent passwd | cut -d: -f1,3 | sort; echo --; getent group | cut -d: -f1,3 | sort; " +
+    "echo --; ls -A /etc/sudoers.d; echo --; ls -d /usr/sbin/vz* 2>/dev/null; true",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+Deno.test({
+  name: "bed driverUser: a non-root account with only install's rules, inside the bed only",
+  ignore: !(() => {
     try {
-      alive = !/ Z /.test(await Deno.readTextFile(`/proc/${pid}/stat`));
-    } catch { /* gone */ }
-    assert.ok(!alive, `sshd ${pid} still running`);
-  }
+      return Deno.statSync("/usr/bin/sudo").isFile && Deno.statSync("/etc/sudoers.d").isDirectory;
+    } catch {
+      return false;
+    }
+  })(),
+  ...opts,
+  fn: async () => {
+    const before = await machineState();
+    const bed = await startBed({
+      nodes: [{ name: "cn1" }],
+      driverUser: true,
+      localUsers: ["onevzt-other"],
+    });
+    const d = bed.driver!;
+    let stopped = false;
+    try {
+      assert.equal(d.user, "onevzt-admin");
+      assert.equal(d.group, "onevzt-cloud");
+      assert.notEqual(d.uid, 0);
+      const rules = await run(DENO, [
+        "run",
+        "-A",
+        "--quiet",
+        join(REPO_ROOT, "main.ts"),
+        "install",
+        "--sudoers",
+        "--group",
+        d.group,
+      ]);
+      assert.equal(d.rules, rules.stdout);
+      for (const host of ["cn1", "fn"]) {
+        const as = (cmd: string) => run("ssh", ["-F", d.sshConfig, "-n", host, cmd]);
+        const who = await as("id -un; id -u; id -gn; echo $HOME");
+        assert.equal(who.stdout, `${d.user}\n${d.uid}\n${d.group}\n${d.home}\n`, who.stderr);
+        // The simulator's tools at the rules' paths; sudo runs them and nothing else.
+        const vz = await as("ls -l /usr/sbin/vzctl && sudo -n -l /usr/sbin/vzctl");
+        assert.equal(vz.code, 0, `${host}: ${vz.stderr}`);
+        assert.match(vz.stdout, new RegExp(`-> ${SIM_BIN}/vzctl\n/usr/sbin/vzctl\n$`));
+        const other = await as("sudo -n -l /usr/bin/id");
+        assert.notEqual(other.code, 0, `${host}: sudo allows a command outside the rules`);
+        const listed = await as("sudo -n -l");
+        assert.match(listed.stdout, /\(root\) NOPASSWD: \/usr\/sbin\/vzctl, /, listed.stderr);
+        assert.doesNotMatch(listed.stdout, /NOPASSWD: ALL|\(ALL/, listed.stdout);
+      }
+      const ran = await run("ssh", ["-F", d.sshConfig, "-n", "cn1", "sudo -n vzlist -a"]);
+      assert.equal(ran.code, 0, ran.stderr);
+      // A further local account: unprivileged, on every host of the bed, in no sudo rule.
+      const o = bed.localUsers["onevzt-other"];
+      assert.ok(o && o.uid !== d.uid && o.uid !== 0 && o.gid !== d.gid);
+      const other = await bed.ssh(
+        "cn1",
+        "runuser -u onevzt-other -- sh -c 'id -u; id -gn; sudo -n true 2>/dev/null || echo no'",
+      );
+      assert.equal(other.stdout, `${o.uid}\nonevzt-other\nno\n`, other.stderr);
+      // This machine as the front-end, in the bed's namespace: as the driver, and as root.
+      const [cmd, ...args] = bed.asFrontEnd(["sh", "-c", "id -un; echo $HOME; sudo -n -l"], {
+        user: d.user,
+      });
+      const fe = await run(cmd, args);
+      assert.equal(fe.stdout.split("\n").slice(0, 2).join("\n"), `${d.user}\n${d.home}`, fe.stderr);
+      assert.match(fe.stdout, /\(root\) NOPASSWD: \/usr\/sbin\/vzctl, /);
+      const [rc, ...ra] = bed.asFrontEnd(["id", "-u", o.user]);
+      assert.equal((await run(rc, ra)).stdout, `${o.uid}\n`);
+      // Each host reads its own sudoers.d: a rule added for cn1 is not on fn.
+      await Deno.writeTextFile(
+        `${d.sudoersDirs.cn1}/extra`,
+        `${d.user} ALL=(root) NOPASSWD: /usr/bin/id\n`,
+        { mode: 0o440 },
+      );
+      const idOn = (host: string) =>
+        run("ssh", ["-F", d.sshConfig, "-n", host, "sudo -n /usr/bin/id -u"]);
+      assert.equal((await idOn("cn1")).stdout, "0\n");
+      assert.notEqual((await idOn("fn")).code, 0, "cn1's rule reached fn");
+      // Meanwhile this machine has none of it.
+      assert.equal(await machineState(), before);
+      assert.notEqual((await run("id", [d.user])).code, 0, `${d.user} exists outside the bed`);
+      const pids = Object.values(bed.nodes).map((n) => n.pid);
+      await bed.stop();
+      stopped = true;
+      await assert.rejects(Deno.stat(bed.dir));
+      for (const pid of pids) {
+        const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
+        assert.ok(stat === "" || / Z /.test(stat), `sshd ${pid} still running`);
+      }
+      assert.equal(await machineState(), before);
+    } finally {
+      if (!stopped) await bed.stop();
+    }
+  },
 });
 
 Deno.test("ssh test bed with cn1 (ubc) and cn2 (vswap)", opts, async (t) => {

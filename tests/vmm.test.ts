@@ -343,29 +343,29 @@ simTest("poll: CPU from vestat deltas between two polls, first poll = average", 
   const node = await newNode();
   const vm = await makeVm(node, 9);
   // The simulator rewrites /proc on every tool call; a poll of a running CT calls none, so
-  // what the poll read is what the file holds afterwards.
+  // the file holds what the next poll reads, before and after it. No waiting: the expected
+  // values come from the counters in the file, whatever time has passed.
   const vestat = async () =>
     parseVestat(await Deno.readTextFile(`${node.sim}/proc/vz/vestat`)).get(vm.ctid)!;
-  // Let the container run a while, so that the interval between the polls is a fraction of it.
-  await new Promise((r) => setTimeout(r, 400));
   assert.equal((await node.tool(["ovzsim", "proc", node.sim])).code, 0);
-  const first = parsePoll((await node.onevz("poll", String(vm.ctid))).stdout);
   const s1 = await vestat();
+  const first = parsePoll((await node.onevz("poll", String(vm.ctid))).stdout);
+  assert.deepEqual(await vestat(), s1, "the poll ran no tool");
   assert.equal(Number(first.USEDCPU), Math.round(cpuPercent(s1)));
   const sample = JSON.parse(await Deno.readTextFile(`${vm.r}/.onevz-poll.json`));
   assert.deepEqual(sample, { ctid: vm.ctid, uptime: String(s1.uptime), used: String(s1.used) });
-  // Pretend the previous sample saw no CPU used yet: the next value must be the delta.
-  const fakePrev = { uptime: s1.uptime, used: 0n };
-  await Deno.writeTextFile(
-    `${vm.r}/.onevz-poll.json`,
-    JSON.stringify({ ctid: vm.ctid, uptime: String(fakePrev.uptime), used: String(fakePrev.used) }),
-  );
-  await new Promise((r) => setTimeout(r, 200));
   // Time passes on the node: the simulator's kernel counters move on.
   assert.equal((await node.tool(["ovzsim", "proc", node.sim])).code, 0);
-  const second = parsePoll((await node.onevz("poll", String(vm.ctid))).stdout);
   const s2 = await vestat();
-  const expected = Math.round(cpuPercent(s2, fakePrev));
+  // Pretend the previous sample was taken halfway through the CT's life with no CPU used
+  // yet: over the interval since, the CT used twice its average share.
+  const prev = { uptime: s2.uptime / 2n, used: 0n };
+  await Deno.writeTextFile(
+    `${vm.r}/.onevz-poll.json`,
+    JSON.stringify({ ctid: vm.ctid, uptime: String(prev.uptime), used: String(prev.used) }),
+  );
+  const second = parsePoll((await node.onevz("poll", String(vm.ctid))).stdout);
+  const expected = Math.round(cpuPercent(s2, prev));
   assert.equal(Number(second.USEDCPU), expected);
   assert.ok(expected > Math.round(cpuPercent(s2)), "delta differs from the average");
 });

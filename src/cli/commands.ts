@@ -28,8 +28,11 @@ export interface CommandEntry {
   load: () => Promise<{ default: (ctx: CommandContext) => Promise<number> }>;
 }
 
-const VMM_NOTE = "Runs on the cluster node under one_vmm_ssh (or on the front-end with the " +
-  "host as first argument under one_vmm_sh, agentless mode).";
+/** Where a VMM action runs; `node` names the node it runs on (migrate: the source). */
+const vmmNote = (node = "the cluster node") =>
+  `Runs on ${node} under one_vmm_ssh (or on the front-end with the host as first argument ` +
+  "under one_vmm_sh, agentless mode).";
+const VMM_NOTE = vmmNote();
 
 export const COMMANDS: CommandEntry[] = [
   {
@@ -92,7 +95,7 @@ export const COMMANDS: CommandEntry[] = [
     summary: "live-migrate a container to another node",
     usage: "<deploy_id> <dest_host>",
     help: "vzmigrate --online (offline when stopped) to <dest_host>, keeping the CTID and " +
-      "moving the VM's images directory. Runs on the source node. " + VMM_NOTE,
+      "moving the VM's images directory. " + vmmNote("the source node"),
     minArgs: 2,
     maxArgs: 2,
     driverAction: "vmm",

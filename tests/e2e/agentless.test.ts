@@ -3,9 +3,10 @@
  * only sshd, sudo and the (simulated) OpenVZ tools. The front-end runs the `vmm/ovz_fe/*` and
  * `im/ovz_fe.d/probe` entries of a real `onevz install --one-location` tree, in one_vmm_sh's
  * and one_im_sh's calling convention (fixtures/oned/driver.ts): the host is the first argument,
- * deploy gets the front-end path <var>/<vid>/deployment.<seq>, stdin is empty. onevz reaches the
- * node over ssh as `oneadmin`, a non-root login with a real sudoers rule, so every OpenVZ call
- * goes through `sudo -n`.
+ * deploy gets the front-end path <var>/<vid>/deployment.<seq>, stdin is empty. Like oned's
+ * oneadmin, the bed's non-root driver account runs them on the front-end `fn` (the test logs
+ * into fn as that user) and reaches the nodes over ssh as itself, holding there ONLY the
+ * rules `onevz install --sudoers` prints, so every OpenVZ call goes through `sudo -n`.
  *
  * The vps145 lifecycle: DEPLOY on cn1, POLL, SAVE, POLL, RESTORE, MIGRATE to cn2, POLL on both,
  * SHUTDOWN with SAVE=yes (R/disk.0 on cn2 becomes the saved archive), then the SAVE_AS variant
@@ -15,7 +16,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as one from "../../fixtures/oned/driver.ts";
 import { type DriverReply, type OneSite, sq } from "../../fixtures/oned/driver.ts";
-import { run, RUN_PROBES, scpRemotes, SIM_BIN, startBed } from "../testbed/mod.ts";
+import { run, RUN_PROBES, scpRemotes, startBed } from "../testbed/mod.ts";
 import {
   argvs,
   type Bed,
@@ -48,7 +49,6 @@ const CONTEXT = {
     "id_rsa.pub": "ssh-rsa AAAA agentless\n",
   },
 };
-const LOGIN = "oneadmin";
 const HIDDEN = ["/usr/bin/node", "/usr/bin/nodejs", "/usr/local/bin/node", "/usr/local/bin/deno"];
 
 interface Setup {
@@ -57,15 +57,18 @@ interface Setup {
   oneLocation: string;
   /** The installed front-end remotes ($ONE_LOCATION/var/remotes). */
   remotes: string;
-  /** The driver's site: ssh config logging in as oneadmin, agentless environment. */
+  /** The driver's site: its lines run on fn as the driver account, agentless environment. */
   site: OneSite;
-  /** The front-end ssh config (User oneadmin). */
+  /** The driver account's ssh config (logs in to fn and the nodes as the driver). */
   sshConfig: string;
-  sudoers: string;
+  /** The driver account's name. */
+  user: string;
   /** The ssh command lines the driver ran (ONEVZ_SSH wrapper). */
   sshLog: string;
-  /** The driver's TMPDIR (where the ControlMaster sockets live). */
+  /** The driver's TMPDIR (no control socket may stay there). */
   feTmp: string;
+  /** The driver's XDG_RUNTIME_DIR on the front-end (where its ControlMaster sockets live). */
+  feRuntime: string;
   uid: number;
   gid: number;
 }
@@ -77,38 +80,6 @@ async function sh(cmd: string, args: string[]): Promise<string> {
     throw new Error(`${cmd} ${args.join(" ")}: exit ${out.code}: ${dec.decode(out.stderr)}`);
   }
   return dec.decode(out.stdout);
-}
-
-/** The oneadmin account (not locked, so sshd without PAM lets it in) and its sudo rule. */
-async function ensureOneadmin(bed: Bed): Promise<{ uid: number; gid: number; sudoers: string }> {
-  const id = await new Deno.Command("id", { args: ["-u", LOGIN], stdout: "null", stderr: "null" })
-    .output();
-  if (!id.success) {
-    await sh("useradd", ["-m", "-s", "/bin/bash", "-p", "*", LOGIN]).catch(async (e) => {
-      // Another run may have created it meanwhile.
-      const again = await new Deno.Command("id", { args: ["-u", LOGIN] }).output();
-      if (!again.success) throw e;
-    });
-  }
-  const uid = Number((await sh("id", ["-u", LOGIN])).trim());
-  const gid = Number((await sh("id", ["-g", LOGIN])).trim());
-  // What an operator puts on an agentless node. The simulator's tools are not in /usr/sbin,
-  // so secure_path names them, and their state root must survive env_reset.
-  const sudoers = `/etc/sudoers.d/onevz-agentless-${Deno.pid}`;
-  const text = [
-    `# onevz agentless test bed (tests/e2e/agentless.test.ts, ${bed.dir})`,
-    `Defaults:${LOGIN} !requiretty`,
-    `Defaults:${LOGIN} secure_path="${SIM_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"`,
-    `Defaults:${LOGIN} env_keep += "OVZ_SIM_ROOT OVZ_SIM_SSH_CONFIG ONEVZ_SYSROOT"`,
-    `${LOGIN} ALL=(root) NOPASSWD: ALL`,
-    "",
-  ].join("\n");
-  const tmp = `${bed.dir}/sudoers`;
-  await Deno.writeTextFile(tmp, text, { mode: 0o440 });
-  await sh("visudo", ["-c", "-q", "-f", tmp]);
-  await Deno.copyFile(tmp, sudoers);
-  await Deno.chmod(sudoers, 0o440);
-  return { uid, gid, sudoers };
 }
 
 async function setUp(): Promise<Setup> {
@@ -123,28 +94,19 @@ async function setUp(): Promise<Setup> {
     // No centos-5-x86 in the cache: vps145's OS image (R/disk.0) is that template.
     nodes: ["cn1", "cn2"].map((name) => ({ name, templates: ["centos-6-x86_64"] })),
     hidePrograms: hide,
+    driverUser: true,
   });
-  let sudoers = "";
+  const made: string[] = [];
   try {
     if (!bed.simulator) throw new Error(`needs the OpenVZ simulator: ${bed.simulatorSkipped}`);
-    const acct = await ensureOneadmin(bed);
-    sudoers = acct.sudoers;
-    // VM_DIR belongs to oneadmin on a node, as the TM (scp as oneadmin) expects.
+    const { uid, gid, user, sshConfig } = bed.driver!;
+    // VM_DIR belongs to the driver on a node, as the TM (scp as oneadmin) expects.
     for (const n of ["cn1", "cn2"]) {
-      await Deno.chown(join(bed.nodes[n].fsDir, "vm"), acct.uid, acct.gid);
+      await Deno.chown(join(bed.nodes[n].fsDir, "vm"), uid, gid);
     }
-    // sshd reads AuthorizedKeysFile (a fixed path in the bed's directory) as the user logging
-    // in: let oneadmin reach it. The private keys keep their own 0600 mode.
-    await Deno.chmod(bed.dir, 0o711);
-    await Deno.chmod(join(bed.dir, "authorized_keys"), 0o644);
-    // The front-end logs in as oneadmin: the bed's config with another User.
-    const sshConfig = join(bed.dir, "ssh_config_oneadmin");
-    await Deno.writeTextFile(
-      sshConfig,
-      (await Deno.readTextFile(bed.sshConfig)).replaceAll(/^\s*User root$/gm, `  User ${LOGIN}`),
-    );
 
-    // A real installation on the front-end, plus OpenNebula's own run_probes.
+    // A real installation on the front-end, owned by the driver (oneadmin owns ONE_LOCATION),
+    // plus OpenNebula's own run_probes.
     const oneLocation = join(bed.dir, "one");
     const inst = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -165,40 +127,70 @@ async function setUp(): Promise<Setup> {
     await Deno.copyFile(RUN_PROBES, `${remotes}/im/run_probes`);
     await Deno.chmod(`${remotes}/im/run_probes`, 0o755);
 
-    // Every ssh the driver starts, logged (ONEVZ_SSH), and its control sockets in a private
-    // TMPDIR: an action opens one multiplexed connection and closes it before it exits.
-    // (A short path: a socket path is limited to 108 bytes.)
+    // Every ssh the driver starts, logged (ONEVZ_SSH). Its TMPDIR and its runtime directory
+    // (the control sockets) are its own; short paths: a socket path is limited to 108 bytes.
     const feTmp = await Deno.makeTempDir({ dir: "/tmp", prefix: "ovzfe" });
+    made.push(feTmp);
+    const feRuntime = await Deno.makeTempDir({ dir: "/tmp", prefix: "ovzrt" });
+    made.push(feRuntime);
+    // Gone when the module unloads, even when "stop the bed" was filtered out.
+    globalThis.addEventListener("unload", () => {
+      for (const d of [feTmp, feRuntime]) {
+        try {
+          Deno.removeSync(d, { recursive: true });
+        } catch { /* already removed */ }
+      }
+    });
     const sshLog = join(bed.dir, "ssh.log");
+    await Deno.writeTextFile(sshLog, "");
     const sshWrapper = join(bed.dir, "ssh-logged");
     await Deno.writeTextFile(
       sshWrapper,
       `#!/bin/bash\nprintf '%s\\n' "$*" >> ${sq(sshLog)}\nexec ssh "$@"\n`,
       { mode: 0o755 },
     );
-    // The front-end's PATH has no OpenVZ tools: an action that ran them locally would fail.
+    await sh("chown", ["-R", `${uid}:${gid}`, oneLocation, feTmp, feRuntime, sshLog]);
+    // The front-end's PATH has no OpenVZ tools: an action that ran them there would fail.
     const path = (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")
       .filter((d) => d && !d.startsWith(`${REPO}/fixtures`)).join(":");
+    const env: Record<string, string> = {
+      PATH: path,
+      LANG: "C",
+      ONE_LOCATION: oneLocation,
+      ONEVZ_SSH_CONFIG: sshConfig,
+      ONEVZ_NODE_SYSROOT: `${NODE_ROOT}/sim`,
+      ONEVZ_VM_DIR: bed.vmDir,
+      ONEVZ_SSH: sshWrapper,
+      TMPDIR: feTmp,
+      XDG_RUNTIME_DIR: feRuntime,
+    };
+    const envWords = Object.entries(env).map(([k, v]) => sq(`${k}=${v}`)).join(" ");
     const site: OneSite = {
       ssh: `ssh -F ${sq(sshConfig)}`,
       remoteDir: bed.remoteDir,
       frontRemotes: remotes,
-      env: {
-        PATH: path,
-        LANG: "C",
-        ONE_LOCATION: oneLocation,
-        ONEVZ_SSH_CONFIG: sshConfig,
-        ONEVZ_NODE_SYSROOT: `${NODE_ROOT}/sim`,
-        ONEVZ_VM_DIR: bed.vmDir,
-        ONEVZ_SSH: sshWrapper,
-        TMPDIR: feTmp,
-      },
+      env,
       copyRemotes: (fromDir, host) => scpRemotes(bed, fromDir, host),
+      // oned runs one_vmm_sh and one_im_sh as oneadmin: each line runs on fn as the driver.
+      frontEnd: (line) =>
+        `ssh -F ${sq(sshConfig)} -n fn ${sq(`cd / && exec env ${envWords} sh -c ${sq(line)}`)}`,
     };
-    return { bed, oneLocation, remotes, site, sshConfig, sshLog, feTmp, ...acct };
+    return {
+      bed,
+      oneLocation,
+      remotes,
+      site,
+      sshConfig,
+      user,
+      sshLog,
+      feTmp,
+      feRuntime,
+      uid,
+      gid,
+    };
   } catch (e) {
     await bed.stop();
-    if (sudoers) await Deno.remove(sudoers).catch(() => {});
+    for (const d of made) await Deno.remove(d, { recursive: true }).catch(() => {});
     throw e;
   }
 }
@@ -213,8 +205,8 @@ function vmm(s: Setup, host: string, action: string, args: string[]): Promise<Dr
   return one.vmmSh(s.site, host, action, args, { vid: VID });
 }
 
-/** Run a shell command on a node as oneadmin (the agentless login). */
-function asOneadmin(s: Setup, node: string, command: string) {
+/** Run a shell command on a node as the driver account (the agentless login). */
+function asDriver(s: Setup, node: string, command: string) {
   return new Deno.Command("ssh", {
     args: ["-F", s.sshConfig, "-n", node, command],
     stdout: "piped",
@@ -226,7 +218,7 @@ function asOneadmin(s: Setup, node: string, command: string) {
   }));
 }
 
-/** The TM prolog: OS image at R/disk.0, context at R/disk.2, owned by oneadmin. */
+/** The TM prolog: OS image at R/disk.0, context at R/disk.2, owned by the driver. */
 async function tmProlog(s: Setup, node: string) {
   await prolog(s.bed, node, VID, { osDiskId: 0, context: CONTEXT });
   const vm = local(s.bed, node, `${NODE_ROOT}/vm/${VID}`);
@@ -254,7 +246,9 @@ async function poll(s: Setup, node: string) {
   const [controlPath] = [...paths] as string[];
   assert.ok(!lines.some((l) => l.includes("-O exit")), lines.join("\n"));
   const dir = Deno.lstatSync(controlPath.slice(0, controlPath.lastIndexOf("/")));
-  assert.ok(dir.isDirectory && dir.uid === Deno.uid() && (dir.mode! & 0o077) === 0);
+  assert.equal(dir.uid, s.uid, "the driver's own control directory");
+  assert.ok(dir.isDirectory && (dir.mode! & 0o077) === 0, "entered by nobody else");
+  assert.ok(controlPath.startsWith(`${s.feRuntime}/`), `${controlPath} in XDG_RUNTIME_DIR`);
   const check = await run("ssh", [
     "-F",
     s.sshConfig,
@@ -348,20 +342,24 @@ const agentlessTest = (name: string, fn: (s: Setup) => Promise<void>) =>
     },
   });
 
-agentlessTest("the nodes have no onevz, no Deno, no Node; oneadmin has sudo -n", async (s) => {
+agentlessTest("the nodes have no onevz, no Deno, no Node; the driver has sudo -n", async (s) => {
   for (const n of ["cn1", "cn2"]) {
     const t = await s.bed.ssh(n, `test -e ${s.bed.remoteDir}/bin/onevz`);
     assert.notEqual(t.code, 0, `${n} has no ${s.bed.remoteDir}/bin/onevz`);
     // `which` lists only executables (bash's `command -v` would name the hidden files).
-    const r = await asOneadmin(
+    const r = await asDriver(
       s,
       n,
       "id -un; which deno node nodejs; echo rc=$?; node -e 0 2>/dev/null || echo no-node",
     );
-    assert.equal(r.stdout, "oneadmin\nrc=1\nno-node\n", `${n}: ${r.stdout}${r.stderr}`);
-    const v = await asOneadmin(s, n, "sudo -n vzlist -a >/dev/null && echo ok");
+    assert.equal(r.stdout, `${s.user}\nrc=1\nno-node\n`, `${n}: ${r.stdout}${r.stderr}`);
+    const v = await asDriver(s, n, "sudo -n vzlist -a >/dev/null && echo ok");
     assert.equal(v.stdout, "ok\n", `${n}: sudo -n vzlist: ${v.stderr}`);
   }
+  // The front-end's driver lines run on fn as the driver account, not as root.
+  const fe = await run("sh", ["-c", s.site.frontEnd!("id -un; id -u")]);
+  assert.equal(fe.stdout, `${s.user}\n${s.uid}\n`, fe.stderr);
+  assert.notEqual(s.uid, 0);
   // The installed agentless entries and OpenNebula's run_probes on the front-end.
   for (const a of ["deploy", "poll", "save", "restore", "migrate", "shutdown", "cancel"]) {
     assert.ok((await Deno.stat(`${s.remotes}/vmm/ovz_fe/${a}`)).mode! & 0o100, a);
@@ -456,8 +454,8 @@ Deno.test({
     if (!setup) return;
     const s = setup;
     setup = undefined;
-    await Deno.remove(s.sudoers).catch(() => {});
     await Deno.remove(s.feTmp, { recursive: true }).catch(() => {});
+    await Deno.remove(s.feRuntime, { recursive: true }).catch(() => {});
     await s.bed.stop();
   },
 });

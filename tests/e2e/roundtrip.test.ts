@@ -1,8 +1,10 @@
 /**
  * The round trips of a VM's life that move or keep a container's files, over real sshd (the
  * test bed), as OpenNebula 2.2.1 runs them, with the unprivileged driver user everywhere:
- * the node logins are `oneadmin` with ONLY the sudo rules `onevz install --sudoers` prints,
- * and the transfer manager runs on the front-end AS oneadmin (setpriv), as one_tm does. The
+ * the node logins are the bed's driver account (standing in for oneadmin; it exists only in
+ * the bed's namespaces) with ONLY the sudo rules `onevz install --sudoers` prints, and the
+ * transfer manager runs on the front-end AS that account (setpriv, inside the bed's front-end
+ * namespace, where the account exists), as one_tm runs as oneadmin. The
  * VMM actions go through one_vmm_ssh's calling convention, the TM actions through one_tm
  * (fixtures/oned): nothing is emulated by writing the actions' files.
  *  - saveas: deploy without SAVE, a file written inside the container, `onevm saveas` (oned's
@@ -17,24 +19,17 @@
  *    next DEPLOY adopts the private area;
  *  - poll on a node whose sudo refuses: a failure, never STATE=d;
  *  - the per-container lock on the node taken over ssh by processes on the front-end.
- * Needs root (sshd, setpriv, useradd): run it under `flock /tmp/onevz-global.lock`.
+ * Needs root (sshd, setpriv, mount namespaces); no account or sudoers file of this machine
+ * changes.
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import * as one from "../../fixtures/oned/driver.ts";
 import { oneTm } from "../../fixtures/oned/tm.ts";
-import { canRunPrivilegeTests, leastPrivilege, must } from "../hardening/least_privilege.ts";
+import { canRunPrivilegeTests, leastPrivilegeBed, must } from "../hardening/least_privilege.ts";
 import { descendants } from "../hardening/fault_node.ts";
 import { makeTemplateTarball } from "../helpers/simnode.ts";
-import {
-  type Bed,
-  bedSite,
-  DENO,
-  installDevRemotes,
-  REPO_ROOT,
-  run,
-  startBed,
-} from "../testbed/mod.ts";
+import { type Bed, bedSite, DENO, installDevRemotes, REPO_ROOT, run } from "../testbed/mod.ts";
 
 const cdata = (k: string, v: string) => `<${k}><![CDATA[${v}]]></${k}>`;
 
@@ -82,47 +77,42 @@ interface World {
   bed: Bed;
   uid: number;
   gid: number;
-  /** The front-end's oneadmin directory: image repository, <var>/<vid> (L), ssh files. */
+  /** The front-end's oneadmin directory: image repository, <var>/<vid> (L). */
   fe: string;
-  /** oned's site for one_vmm_ssh: logs into the nodes as oneadmin. */
+  /** The driver's ssh config (logs into the nodes as the driver account). */
+  sshConfig: string;
+  /** oned's site for one_vmm_ssh: logs into the nodes as the driver account. */
   site: one.OneSite;
-  /** tm_ssh.conf: every entry runs onevz's tm-* AS oneadmin on the front-end. */
+  /** tm_ssh.conf: every entry runs onevz's tm-* AS the driver account on the front-end. */
   tmConf: Record<string, string>;
   /** The node's /srv/onevz-node on the test machine. */
   node: string;
 }
 
 async function setUp(cleanups: (() => Promise<unknown>)[]): Promise<World> {
-  const lp = await leastPrivilege("onevz-test-roundtrip");
-  cleanups.push(() => lp.undo());
-  const bed = await startBed({
+  const bed = await leastPrivilegeBed({
     nodes: ["cn1", "cn2"].map((name) => ({ name, templates: ["centos-6-x86_64"] })),
     frontEnd: false,
     nodeBin: true,
   });
   cleanups.push(() => bed.stop());
+  const lp = bed.driver;
   await installDevRemotes(bed, "cn1");
   await installDevRemotes(bed, "cn2");
   await must("chown", [`${lp.uid}:${lp.gid}`, `${bed.nodes.cn2.fsDir}/vm`]);
-  // sshd reads the bed's authorized_keys as the logging-in user.
-  await Deno.chmod(bed.dir, 0o755);
   const node = bed.nodes.cn1.fsDir;
   await Deno.mkdir(`${node}/bin`, { recursive: true });
-  // VM_DIR is oneadmin's on the node, like the whole front-end directory below.
+  // VM_DIR is the driver's on the node, like the whole front-end directory below.
   await must("chown", [`${lp.uid}:${lp.gid}`, `${node}/vm`]);
   const fe = `${bed.dir}/fe-oneadmin`;
   await Deno.mkdir(`${fe}/images`, { recursive: true });
   await Deno.mkdir(`${fe}/var`);
-  await Deno.copyFile(bed.identity, `${fe}/id_ed25519`);
-  await Deno.chmod(`${fe}/id_ed25519`, 0o600);
-  const cfg = (await Deno.readTextFile(bed.sshConfig)).replaceAll("User root", "User oneadmin")
-    .replaceAll(bed.identity, `${fe}/id_ed25519`);
-  await Deno.writeTextFile(`${fe}/ssh_config`, cfg);
-  // The TM runs as oneadmin: a wrapper per action, with the TM's environment.
+  // The TM runs as the driver: a wrapper per action, with the TM's environment, started in
+  // the bed's front-end namespace (where the account exists: ssh needs its passwd entry).
   const env = [
     `HOME=${fe}`,
     `PATH=/usr/local/bin:/usr/bin:/bin`,
-    `ONEVZ_SSH_CONFIG=${fe}/ssh_config`,
+    `ONEVZ_SSH_CONFIG=${lp.sshConfig}`,
     `ONEVZ_NODE_SYSROOT=${bed.simRoot}`,
     `ONEVZ_VM_DIR=${bed.vmDir}`,
     `ONEVZ_FE_NAMES=fe`,
@@ -133,17 +123,29 @@ async function setUp(cleanups: (() => Promise<unknown>)[]): Promise<World> {
   const tmConf: Record<string, string> = {};
   for (const a of ["clone", "ln", "mv", "delete", "context"]) {
     const w = `${fe}/tm-${a}`;
-    await Deno.writeTextFile(
-      w,
-      `#!/bin/bash\nexec setpriv --reuid=${lp.uid} --regid=${lp.gid} --init-groups ` +
-        `env -i ${env.join(" ")} ${DENO} run -A --quiet ${REPO_ROOT}/main.ts tm-${a} "$@"\n`,
-      { mode: 0o755 },
-    );
+    const argv = bed.asFrontEnd([
+      "setpriv",
+      `--reuid=${lp.uid}`,
+      `--regid=${lp.gid}`,
+      "--init-groups",
+      "env",
+      "-i",
+      ...env,
+      DENO,
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO_ROOT}/main.ts`,
+      `tm-${a}`,
+    ]);
+    await Deno.writeTextFile(w, `#!/bin/bash\nexec ${argv.map(one.sq).join(" ")} "$@"\n`, {
+      mode: 0o755,
+    });
     tmConf[a.toUpperCase()] = w;
   }
   await must("chown", ["-R", `${lp.uid}:${lp.gid}`, fe]);
-  const site = { ...bedSite(bed), ssh: `ssh -F ${one.sq(`${fe}/ssh_config`)}` };
-  return { bed, uid: lp.uid, gid: lp.gid, fe, site, tmConf, node };
+  const site = { ...bedSite(bed), ssh: `ssh -F ${one.sq(lp.sshConfig)}` };
+  return { bed, uid: lp.uid, gid: lp.gid, fe, sshConfig: lp.sshConfig, site, tmConf, node };
 }
 
 async function vmm(
@@ -170,7 +172,7 @@ async function expectVmm(
   return r;
 }
 
-/** A transfer script through one_tm (as oneadmin); it must succeed. */
+/** A transfer script through one_tm (as the driver account); it must succeed. */
 async function transfer(w: World, vid: number, lines: string[]) {
   const r = await oneTm(vid, lines.join("\n") + "\n", w.tmConf);
   const logs = r.steps.map((s) => `${s.line}\n${s.out.stdout}${s.out.stderr}`).join("\n");
@@ -208,7 +210,8 @@ async function asRoot(w: World, command: string) {
 const sim = (w: World) => w.bed.simRoot;
 
 Deno.test({
-  name: "e2e round trips as oneadmin: saveas, stop/resume, restart after a kill, poll, lock",
+  name:
+    "e2e round trips as the driver account: saveas, stop/resume, restart after a kill, poll, lock",
   ignore: !canRunPrivilegeTests || !existsSync("/usr/bin/setpriv"),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -224,7 +227,7 @@ Deno.test({
         // The user writes a file inside the container (vzctl exec runs in its /).
         const ssh = await run("ssh", [
           "-F",
-          `${w.fe}/ssh_config`,
+          w.sshConfig,
           "-n",
           "cn1",
           `sudo -n vzctl exec ${vm.ctid} 'mkdir -p root && echo kept-by-saveas > root/notes.txt'`,
@@ -237,7 +240,7 @@ Deno.test({
         const L = `${w.fe}/var/51`;
         await transfer(w, 51, [`MV cn1:${vm.R}/disk.0 fe:${L}/disk.0`, `DELETE cn1:${vm.R}`]);
         const saved = await Deno.stat(`${L}/disk.0`);
-        assert.equal(saved.uid, w.uid, "the TM (oneadmin) wrote the saved disk");
+        assert.equal(saved.uid, w.uid, "the TM (the driver) wrote the saved disk");
         assert.ok(!existsSync(vm.dir), "DELETE removed R");
         assert.ok(!existsSync(`${w.node}/sim/etc/vz/conf/${vm.ctid}.conf`), "no ghost config");
         assert.doesNotMatch(await asRoot(w, "vzlist -a -H -o ctid"), /1051/);
@@ -343,7 +346,7 @@ Deno.test({
           assert.doesNotMatch(
             ownersAfter,
             new RegExp(`^${w.uid}:`, "m"),
-            "nothing became oneadmin's",
+            "nothing became the driver's",
           );
           // Cold migration to cn2: SAVE, `MV cn1:R cn2:R` (relayed, root at both ends), RESTORE.
           await expectVmm(w, "save", [vm.ctid, `${vm.R}/checkpoint`], undefined, 53);

@@ -14,8 +14,8 @@
 import assert from "node:assert/strict";
 import * as one from "../../fixtures/oned/driver.ts";
 import { makeTemplateTarball, REPO } from "../helpers/simnode.ts";
-import { bedSite, DENO, installDevRemotes, startBed } from "../testbed/mod.ts";
-import { canRunPrivilegeTests, leastPrivilege, must } from "./least_privilege.ts";
+import { bedSite, DENO, installDevRemotes } from "../testbed/mod.ts";
+import { canRunPrivilegeTests, leastPrivilegeBed, must } from "./least_privilege.ts";
 import { figure } from "./figures.ts";
 
 const dec = new TextDecoder();
@@ -30,19 +30,15 @@ Deno.test({
     const cleanups: (() => Promise<unknown>)[] = [];
     let refused = 0;
     try {
-      const lp = await leastPrivilege("onevz-test-context");
-      cleanups.push(() => lp.undo());
-      const bed = await startBed({ nodes: [{ name: "cn1", templates: ["centos-6-x86_64"] }] });
+      // Logins to cn1 as the bed's driver account, with only the printed rules.
+      const bed = await leastPrivilegeBed({
+        nodes: [{ name: "cn1", templates: ["centos-6-x86_64"] }],
+      });
       cleanups.push(() => bed.stop());
       await installDevRemotes(bed, "cn1");
-      await Deno.chmod(bed.dir, 0o755);
-      const cfg = `${bed.dir}/ssh_config_oneadmin`;
-      await Deno.writeTextFile(
-        cfg,
-        (await Deno.readTextFile(bed.sshConfig)).replaceAll("User root", "User oneadmin"),
-      );
+      const { uid, gid, sshConfig: cfg } = bed.driver;
       const fs = bed.nodes.cn1.fsDir;
-      await must("chown", [`${lp.uid}:${lp.gid}`, `${fs}/vm`]);
+      await must("chown", [`${uid}:${gid}`, `${fs}/vm`]);
 
       // The front-end: oneadmin's home, a self-contained OpenNebula, an operator's directory.
       const fe = await Deno.makeTempDir({ prefix: "onevz-ctx-fe-" });

@@ -1,9 +1,9 @@
 /**
  * The image path from the front-end to `vzctl create` is tamper-proof (issue 11 §4), over the
  * ssh test bed: the TM (tm-clone, tm-delete) runs on the front-end and reaches cn1 as the
- * unprivileged driver user `oneadmin` with only the sudo rules `install --sudoers` prints;
- * deploy runs on cn1 under one_vmm_ssh as oneadmin.
- *   1. A hostile local account on the node (an unprivileged user this test makes) tries to
+ * unprivileged driver user (the bed's own account, standing in for oneadmin) with only the sudo
+ * rules `install --sudoers` prints; deploy runs on cn1 under one_vmm_ssh as that user.
+ *   1. A hostile local account on the node (an unprivileged user of the bed's own) tries to
  *      rewrite the cache entry, R/disk.N, the OS template deploy placed, or to add a template
  *      to $TEMPLATE/cache: every attempt fails and the next containers never carry its file.
  *   2. A cache entry changed in place (root stands in for the entry's owner, or for an older
@@ -19,8 +19,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import * as one from "../../fixtures/oned/driver.ts";
 import { makeTemplateTarball, REPO, run } from "../helpers/simnode.ts";
-import { bedSite, DENO, installDevRemotes, startBed } from "../testbed/mod.ts";
-import { canRunPrivilegeTests, leastPrivilege, must } from "./least_privilege.ts";
+import { bedSite, DENO, installDevRemotes } from "../testbed/mod.ts";
+import { canRunPrivilegeTests, leastPrivilegeBed, must } from "./least_privilege.ts";
 import { figure } from "./figures.ts";
 
 const dec = new TextDecoder();
@@ -75,22 +75,14 @@ Deno.test({
     const cleanups: (() => Promise<unknown>)[] = [];
     let attacks = 0;
     try {
-      const lp = await leastPrivilege("onevz-test-images");
-      cleanups.push(() => lp.undo());
-      // The hostile local account: a user of this test's own, removed at the end.
-      const evil = `onevzevil${Deno.pid % 100000}`;
-      await must("useradd", ["-M", "-N", "-s", "/bin/sh", evil]);
-      cleanups.push(() => run("userdel", [evil]));
-
-      const bed = await startBed({ nodes: [{ name: "cn1" }] });
+      // The driver account and a hostile local account, both the bed's own (they exist only
+      // in its namespaces and go with it).
+      const evil = "onevzt-evil";
+      const bed = await leastPrivilegeBed({ nodes: [{ name: "cn1" }], localUsers: [evil] });
       cleanups.push(() => bed.stop());
       await installDevRemotes(bed, "cn1");
-      await Deno.chmod(bed.dir, 0o755); // sshd reads the bed's authorized_keys as oneadmin
-      const cfg = `${bed.dir}/ssh_config_oneadmin`;
-      await Deno.writeTextFile(
-        cfg,
-        (await Deno.readTextFile(bed.sshConfig)).replaceAll("User root", "User oneadmin"),
-      );
+      const lp = bed.driver;
+      const cfg = lp.sshConfig;
       const fs = bed.nodes.cn1.fsDir; // what cn1 sees as /srv/onevz-node
       await must("chown", [`${lp.uid}:${lp.gid}`, `${fs}/vm`]);
       const site = { ...bedSite(bed), ssh: `ssh -F ${one.sq(cfg)}` };
@@ -161,6 +153,10 @@ Deno.test({
         const r = await bed.ssh("cn1", `runuser -u ${evil} -- sh -c ${one.sq(cmd)}`);
         return r.code === 0;
       };
+      // Control: the hostile account exists on cn1 and its commands run (a refusal below is
+      // the file's protection, not a missing user).
+      const ctl = await bed.ssh("cn1", `runuser -u ${evil} -- sh -c 'id -un; id -u'`);
+      assert.equal(ctl.stdout, `${evil}\n${bed.localUsers[evil].uid}\n`, ctl.stderr);
       const cacheDir = `${bed.vmDir}.onevz-cache`;
       const tcache = `${bed.simRoot}/vz/template/cache`;
       const placed = (prefix: string) =>
@@ -258,9 +254,10 @@ Deno.test({
         await clone(B, 21);
         await deploy(21, "centos-6-x86_64", B);
         assert.ok(carries(21, "planted"), "the tenant's own container has its own image");
+        // (--layout simfs: a stock vz.conf says ploop, which the simulated kernel lacks.)
         const adm = await bed.ssh(
           "cn1",
-          `vzctl --quiet create 990 --ostemplate centos-6-x86_64 --private ${bed.nodeRoot}/adm990/private --root ${bed.nodeRoot}/adm990/root`,
+          `vzctl --quiet create 990 --ostemplate centos-6-x86_64 --private ${bed.nodeRoot}/adm990/private --root ${bed.nodeRoot}/adm990/root --layout simfs`,
         );
         assert.equal(adm.code, 0, adm.stderr);
         assert.ok(

@@ -1,19 +1,20 @@
 /**
- * Least privilege, for real: a `oneadmin` user (group `cloud`) on this machine, ONLY the rules
- * `onevz install --sudoers` prints in /etc/sudoers.d (checked with visudo -cf), and the whole
- * VMM lifecycle (deploy → poll → save → restore → shutdown) run through one_vmm_ssh's calling
- * convention on an ssh test bed node, logged in as oneadmin. The simulator's tools are linked
- * as /usr/sbin/vzctl … (the paths the rules name) for the test only. Also checks the owners and
- * modes of the files onevz writes, and that no reply, log or stderr holds the template.
+ * Least privilege, for real: the ssh test bed's driver account (a non-root user of the bed's
+ * own, standing in for oneadmin, see least_privilege.ts) holding ONLY the rules
+ * `onevz install --sudoers` prints (checked with visudo), and the whole VMM lifecycle
+ * (deploy → poll → save → restore → shutdown) run through one_vmm_ssh's calling convention on
+ * a bed node, logged in as that user. The simulator's tools are at /usr/sbin/vzctl … (the
+ * paths the rules name) inside the bed only. Also checks the owners and modes of the files
+ * onevz writes, and that no reply, log or stderr holds the template.
  *
  * Test-only addition to sudoers (not a privilege): env_keep of the simulator's root variables,
  * which a real node does not have.
  */
-import { canRunPrivilegeTests, leastPrivilege, must } from "./least_privilege.ts";
+import { canRunPrivilegeTests, leastPrivilegeBed, must } from "./least_privilege.ts";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import * as one from "../../fixtures/oned/driver.ts";
-import { bedSite, installDevRemotes, run, startBed } from "../testbed/mod.ts";
+import { bedSite, installDevRemotes, run } from "../testbed/mod.ts";
 import { makeTemplateTarball } from "../helpers/simnode.ts";
 import { TEMPLATES } from "./fault_node.ts";
 import { epilog } from "../e2e/helpers.ts";
@@ -21,31 +22,24 @@ import { epilog } from "../e2e/helpers.ts";
 const VPS145 = await Deno.readTextFile(`${TEMPLATES}/vps145.xml`);
 
 Deno.test({
-  name: "privilege: whole lifecycle as oneadmin with only the `install --sudoers` rules",
+  name: "privilege: whole lifecycle as a non-root driver with only the `install --sudoers` rules",
   ignore: !canRunPrivilegeTests,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
     const cleanups: (() => Promise<unknown>)[] = [];
     try {
-      const lp = await leastPrivilege("onevz-test");
-      cleanups.push(() => lp.undo());
-      const { uid, gid } = lp;
-
-      const bed = await startBed({ nodes: [{ name: "cn1", templates: ["centos-6-x86_64"] }] });
+      const bed = await leastPrivilegeBed({
+        nodes: [{ name: "cn1", templates: ["centos-6-x86_64"] }],
+      });
       cleanups.push(() => bed.stop());
+      const { uid, gid, user } = bed.driver;
       await installDevRemotes(bed, "cn1");
-      // sshd reads the bed's authorized_keys as the logging-in user.
-      await Deno.chmod(bed.dir, 0o755);
-      // oneadmin's ssh config: the bed's, as oneadmin.
-      const cfg = `${bed.dir}/ssh_config_oneadmin`;
-      await Deno.writeTextFile(
-        cfg,
-        (await Deno.readTextFile(bed.sshConfig)).replaceAll("User root", "User oneadmin"),
-      );
+      // The front-end logs in as the driver account (oned's oneadmin).
+      const cfg = bed.driver.sshConfig;
       const site = { ...bedSite(bed), ssh: `ssh -F ${one.sq(cfg)}` };
       const fs = bed.nodes.cn1.fsDir;
-      // VM_DIR belongs to oneadmin (the TM creates it as oneadmin); the TM prolog's files too.
+      // VM_DIR belongs to the driver (the TM creates it as oneadmin); the TM prolog's files too.
       const R = `${fs}/vm/45/images`;
       await Deno.mkdir(`${R}/disk.2`, { recursive: true });
       await Deno.writeFile(`${R}/disk.0`, await makeTemplateTarball("bz2"));
@@ -56,7 +50,8 @@ Deno.test({
 
       const who = await run("ssh", ["-F", cfg, "-n", "cn1", "id -un; sudo -n -l | tail -3"]);
       assert.equal(who.code, 0, who.stderr);
-      assert.match(who.stdout, /^oneadmin$/m);
+      assert.equal(who.stdout.split("\n")[0], user);
+      assert.notEqual(uid, 0);
 
       // oned's paths: VM_DIR ends in "/", then "/<vid>/images" (…/vm//45/images/…).
       const node = (p: string) => `${bed.vmDir}/45/images${p}`;
@@ -81,13 +76,13 @@ Deno.test({
         return `${(s.mode! & 0o7777).toString(8)} ${s.uid}:${s.gid}`;
       };
       assert.equal((await st("/deployment.0")).split(" ")[0], "640", "deployment copy 0640");
-      assert.equal(await st("/checkpoint"), `600 ${uid}:${gid}`, "checkpoint 0600, oneadmin's");
+      assert.equal(await st("/checkpoint"), `600 ${uid}:${gid}`, "checkpoint 0600, the driver's");
       assert.equal((await st("/private/etc/rc.d/rc.local")).split(" ")[0], "755");
       const conf = await Deno.stat(`${fs}/sim/etc/vz/conf/1045.conf`);
       assert.equal(conf.mode! & 0o777, 0o644);
       assert.equal(conf.uid, 0, "the CT config stays root's");
 
-      // shutdown, then the epilog through one_tm logged in as oneadmin: the MV of the saved
+      // shutdown, then the epilog through one_tm logged in as the driver account: the MV of the saved
       // disk archives the private area (tar and od through sudo), DELETE destroys the CT
       // (vzctl through sudo) and removes R (rm through sudo: root's files in it).
       await step("shutdown", ["1045"]);
@@ -114,7 +109,7 @@ Deno.test({
       for (const secret of ["<TEMPLATE>", "111.111.111.0/24", "ssh-rsa", "<CONTEXT>"]) {
         assert.ok(!logs.includes(secret), `"${secret}" appears in a reply or log`);
       }
-      // Every privileged call went through sudo as oneadmin, not root logins.
+      // Every privileged call went through sudo as the driver, not root logins.
       const calls = (await Deno.readTextFile(`${fs}/sim/sim/calls.jsonl`)).split("\n")
         .filter((l) => l.trim()).map((l) =>
           (JSON.parse(l).argv as string[]).find((a) => !a.startsWith("-"))

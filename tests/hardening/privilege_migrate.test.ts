@@ -1,76 +1,54 @@
 /**
- * Least privilege, live migration in NODE mode: the node login is the non-root `oneadmin`
- * (group `cloud`) with ONLY the rules `onevz install --sudoers` prints, on an ssh test bed with
- * cn1 and cn2. DEPLOY on cn1, MIGRATE to cn2 (R is copied by oneadmin's own ssh from cn1 to
- * cn2, then `sudo -n vzmigrate --online cn2 1045` reaches cn2 as root), POLL and SHUTDOWN on
- * cn2; cn1 keeps neither R nor the CT config.
+ * Least privilege, live migration in NODE mode: the node login is the bed's non-root driver
+ * account (see least_privilege.ts) with ONLY the rules `onevz install --sudoers` prints, on an
+ * ssh test bed with cn1 and cn2. DEPLOY on cn1, MIGRATE to cn2 (R is copied by the driver's
+ * own ssh from cn1 to cn2, then `sudo -n vzmigrate --online cn2 1045` reaches cn2 as root),
+ * POLL and SHUTDOWN on cn2; cn1 keeps neither R nor the CT config.
  *
  * ssh between the nodes. Every node session gets ONEVZ_SSH_CONFIG = OVZ_SIM_SSH_CONFIG = the
- * bed's client config (sshd SetEnv, which ~/.ssh/environment cannot override). For this test
- * that file gets a leading `Match localuser oneadmin` block (User oneadmin, oneadmin's own key
- * pair, 0600 and oneadmin's; its public key added to the bed's authorized_keys). ssh takes the
- * first value it obtains, so oneadmin's ssh (the R copy) logs in to cn2 as oneadmin with its
- * own key, while root's (vzmigrate through sudo: `ssh -F … root@cn2`) does not match the block
- * and keeps the bed's root identity.
+ * bed's client config, whose leading `Match localuser <driver>` block makes ssh run by the
+ * driver (the R copy) log in to cn2 as the driver with its own key, while root's (vzmigrate
+ * through sudo: `ssh -F … root@cn2`) matches no block and keeps the bed's root identity.
  *
  * Test-only additions (not privileges): env_keep of the simulator's root variables, which a
- * real node does not have; the simulator's tools linked as /usr/sbin/vz* where nothing is.
+ * real node does not have; the simulator's tools at /usr/sbin/vz* inside the bed.
  */
-import { canRunPrivilegeTests, leastPrivilege, must } from "./least_privilege.ts";
+import { canRunPrivilegeTests, leastPrivilegeBed, must } from "./least_privilege.ts";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import * as one from "../../fixtures/oned/driver.ts";
-import { bedSite, installDevRemotes, run, startBed } from "../testbed/mod.ts";
+import { bedSite, installDevRemotes, run } from "../testbed/mod.ts";
 import { makeTemplateTarball, REPO } from "../helpers/simnode.ts";
 import { epilog } from "../e2e/helpers.ts";
 
 const VPS145 = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
 
 Deno.test({
-  name: "privilege: node-mode live migration as oneadmin with only the `install --sudoers` rules",
+  name:
+    "privilege: node-mode live migration as a non-root driver with only the `install --sudoers` rules",
   ignore: !canRunPrivilegeTests,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
     const cleanups: (() => Promise<unknown>)[] = [];
     try {
-      const lp = await leastPrivilege("onevz-test-migrate");
-      cleanups.push(() => lp.undo());
-      const { uid, gid } = lp;
-
-      const bed = await startBed({
+      const bed = await leastPrivilegeBed({
         nodes: [
           { name: "cn1", templates: ["centos-6-x86_64"] },
           { name: "cn2", templates: ["centos-6-x86_64"] },
         ],
       });
       cleanups.push(() => bed.stop());
+      const { uid, gid, user } = bed.driver;
       await installDevRemotes(bed, "cn1");
       await installDevRemotes(bed, "cn2");
-      // sshd reads the bed's authorized_keys as the logging-in user; oneadmin reads the config.
-      await Deno.chmod(bed.dir, 0o755);
-
-      // The front-end logs in as oneadmin (with the bed's key, as root runs the front-end).
-      const feCfg = `${bed.dir}/ssh_config_oneadmin`;
-      const bedCfg = await Deno.readTextFile(bed.sshConfig);
-      await Deno.writeTextFile(feCfg, bedCfg.replaceAll("User root", "User oneadmin"));
+      // The front-end logs in as the driver account (oned's oneadmin).
+      const feCfg = bed.driver.sshConfig;
       const site = { ...bedSite(bed), ssh: `ssh -F ${one.sq(feCfg)}` };
-
-      // Node to node: oneadmin's own key pair, used only by ssh running as oneadmin.
-      const key = `${bed.dir}/oneadmin_id_ed25519`;
-      await must("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "oneadmin", "-f", key]);
-      await must("chown", [`${uid}:${gid}`, key, `${key}.pub`]);
-      await Deno.chmod(key, 0o600);
-      const authorized = `${bed.dir}/authorized_keys`;
-      await Deno.writeTextFile(authorized, await Deno.readTextFile(`${key}.pub`), { append: true });
-      await Deno.writeTextFile(
-        bed.sshConfig,
-        `Match localuser oneadmin\n  User oneadmin\n  IdentityFile ${key}\n\n${bedCfg}`,
-      );
 
       const fs1 = bed.nodes.cn1.fsDir;
       const fs2 = bed.nodes.cn2.fsDir;
-      // VM_DIR belongs to oneadmin on both nodes (the TM creates it as oneadmin).
+      // VM_DIR belongs to the driver on both nodes (the TM creates it as oneadmin).
       const R1 = `${fs1}/vm/45/images`;
       const R2 = `${fs2}/vm/45/images`;
       await Deno.mkdir(`${R1}/disk.2`, { recursive: true });
@@ -80,7 +58,7 @@ Deno.test({
       await Deno.writeTextFile(`${R1}/disk.2/id_rsa.pub`, "ssh-rsa AAAA priv\n");
       await must("chown", ["-R", `${uid}:${gid}`, `${fs1}/vm`, `${fs2}/vm`]);
 
-      // oneadmin on cn1 reaches cn2 as oneadmin through the nodes' ONEVZ_SSH_CONFIG.
+      // The driver on cn1 reaches cn2 as itself through the nodes' ONEVZ_SSH_CONFIG.
       const hop = await run("ssh", [
         "-F",
         feCfg,
@@ -89,7 +67,7 @@ Deno.test({
         'ssh -o BatchMode=yes -F "$ONEVZ_SSH_CONFIG" -n cn2 id -un',
       ]);
       assert.equal(hop.code, 0, hop.stderr);
-      assert.equal(hop.stdout.trim(), "oneadmin");
+      assert.equal(hop.stdout.trim(), user);
       // … and root (vzmigrate through sudo) still reaches cn2 as root.
       const rootHop = await bed.ssh(
         "cn1",
@@ -118,13 +96,13 @@ Deno.test({
         ["--online", "cn2", "1045"],
       ]);
 
-      // On cn2: the CT runs, R arrived (copied by oneadmin: its files are oneadmin's).
+      // On cn2: the CT runs, R arrived (copied by the driver: its files are the driver's).
       assert.match(await status("cn2"), /exist mounted running/);
       for (const f of ["deployment.0", "disk.0", "disk.2/context.sh"]) {
         assert.ok(existsSync(`${R2}/${f}`), `cn2 has R/${f}`);
       }
       const dst = await Deno.stat(`${R2}/deployment.0`);
-      assert.equal(dst.uid, uid, "R/deployment.0 on cn2 was written by oneadmin");
+      assert.equal(dst.uid, uid, "R/deployment.0 on cn2 was written by the driver");
       assert.equal(dst.mode! & 0o777, 0o640, "R/deployment.0 keeps mode 0640");
       assert.ok(existsSync(`${R2}/private/etc/redhat-release`), "private area on cn2");
       assert.ok(existsSync(`${fs2}/sim/etc/vz/conf/1045.conf`), "CT config on cn2");

@@ -15,9 +15,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeSimNode, makeTemplateTarball, REPO, run, type SimNode } from "../helpers/simnode.ts";
 import { figure } from "./figures.ts";
-import { canRunPrivilegeTests, leastPrivilege, must } from "./least_privilege.ts";
+import { canRunPrivilegeTests, leastPrivilegeBed, must } from "./least_privilege.ts";
 import * as one from "../../fixtures/oned/driver.ts";
-import { bedSite, DENO, installDevRemotes, startBed } from "../testbed/mod.ts";
+import { bedSite, DENO, installDevRemotes } from "../testbed/mod.ts";
 
 const VPS145 = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
 const VETH = await Deno.readTextFile(`${REPO}/fixtures/templates/veth.xml`);
@@ -200,19 +200,13 @@ Deno.test({
     const cleanups: (() => Promise<unknown>)[] = [];
     let tried = 0;
     try {
-      const lp = await leastPrivilege("onevz-test-special");
-      cleanups.push(() => lp.undo());
-      const bed = await startBed({ nodes: [{ name: "cn1", flavour: "vswap" }] });
+      // Logins to cn1 as the bed's driver account, with only the printed rules.
+      const bed = await leastPrivilegeBed({ nodes: [{ name: "cn1", flavour: "vswap" }] });
       cleanups.push(() => bed.stop());
       await installDevRemotes(bed, "cn1");
-      await Deno.chmod(bed.dir, 0o755); // sshd reads the bed's authorized_keys as oneadmin
-      const cfg = `${bed.dir}/ssh_config_oneadmin`;
-      await Deno.writeTextFile(
-        cfg,
-        (await Deno.readTextFile(bed.sshConfig)).replaceAll("User root", "User oneadmin"),
-      );
+      const { uid, gid, sshConfig: cfg } = bed.driver;
       const fs = bed.nodes.cn1.fsDir;
-      await must("chown", [`${lp.uid}:${lp.gid}`, `${fs}/vm`]);
+      await must("chown", [`${uid}:${gid}`, `${fs}/vm`]);
       const site = { ...bedSite(bed), ssh: `ssh -F ${one.sq(cfg)}` };
       // The front-end: the images, oned's context.sh and an allowed context directory.
       const fe = await Deno.makeTempDir({ prefix: "onevz-special-fe-" });

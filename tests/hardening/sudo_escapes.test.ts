@@ -1,23 +1,26 @@
 /**
  * What the rules `onevz install --sudoers` prints really grant (issue 11 §6). As the
- * unprivileged driver user with ONLY those rules (tests/hardening/least_privilege.ts), the
- * classic escapes are tried through every program the rules name, against files of the
- * test's own that only root may read or write; then the README's table of what each program
+ * unprivileged driver user with ONLY those rules (the test bed's own account, with the bed's
+ * private sudoers.d: tests/hardening/least_privilege.ts), on this machine in the bed's
+ * front-end namespace, the classic escapes are tried through every program the rules name,
+ * against files of the test's own that only root may read or write; then the README's table
+ * of what each program
  * gives must say exactly what the test found, and the README and the printed rules must say
  * that the group is root-equivalent. Also shown: a rule "narrowed" with sudo's argument
  * wildcard (`find <dir>/*`, `tar -cf /dev/null <dir>/*`) still runs any command as root,
  * because `*` matches blanks and extra options; and what the list still refuses (sudo sh,
  * bash, su, -i, env, id).
  *
- * Run under `flock /tmp/onevz-global.lock` (it installs sudoers.d files and /usr/sbin links).
+ * Nothing of this machine's accounts or sudoers.d changes: the narrowed rules replace the
+ * printed ones in the bed's private front-end sudoers.d only.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { SUDO_FILE_HELPERS, SUDO_OVZ_TOOLS } from "../../src/admin/layout.ts";
 import { REPO, run } from "../helpers/simnode.ts";
-import { assertOnlyOurGrants } from "../helpers/sudoers.ts";
-import { canRunPrivilegeTests, leastPrivilege } from "./least_privilege.ts";
+import type { Bed, BedDriver } from "../testbed/mod.ts";
+import { canRunPrivilegeTests, leastPrivilegeBed } from "./least_privilege.ts";
 
 /** What a program can be made to do as root. */
 const CAPS = {
@@ -184,8 +187,10 @@ const REFUSED = [
   "sudo -n id",
 ];
 
-async function asDriver(user: string, command: string) {
-  return await run("runuser", ["-u", user, "--", "sh", "-c", command], {
+/** A shell command as the bed's driver account on this machine (the bed's namespace). */
+async function asDriverOn(bed: Bed & { driver: BedDriver }, command: string) {
+  const [cmd, ...args] = bed.asFrontEnd(["sh", "-c", command], { user: bed.driver.user });
+  return await run(cmd, args, {
     env: { PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", HOME: "/" },
   });
 }
@@ -227,17 +232,25 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const lp = await leastPrivilege("onevz-sudo-escapes");
+    const bed = await leastPrivilegeBed({ nodes: [], initSimulator: false });
+    const lp = bed.driver;
+    const asDriver = (command: string) => asDriverOn(bed, command);
     const base = await Deno.makeTempDir({ prefix: "onevz-escapes-" });
-    const wild = "/etc/sudoers.d/onevz-sudo-escapes-wild";
+    // The bed's front-end sudoers.d, which sudo reads in asFrontEnd's namespace.
+    const sudoersD = lp.sudoersDirs.fn;
+    const wild = join(sudoersD, "onevz-sudo-escapes-wild");
     try {
       await Deno.chmod(base, 0o755);
-      const user = (await run("id", ["-nu", String(lp.uid)])).stdout.trim();
+      const user = lp.user;
+      // Control: the commands below run as the driver, with exactly the printed rules.
+      const who = await asDriver("id -un; sudo -n -l");
+      assert.equal(who.stdout.split("\n")[0], user, who.stderr);
+      assert.match(who.stdout, /\(root\) NOPASSWD: \/usr\/sbin\/vzctl, /);
       const found = new Map<string, Set<Cap>>();
       let i = 0;
       for (const a of ATTEMPTS) {
         const p = await freshPaths(base, lp.uid, lp.gid, i++);
-        const r = await asDriver(user, a.command(p));
+        const r = await asDriver(a.command(p));
         if (await a.worked(p, r.stdout)) {
           found.set(a.program, new Set([...(found.get(a.program) ?? []), a.cap]));
         }
@@ -254,21 +267,20 @@ Deno.test({
       // cp + chown + chmod: a setuid-root copy of a program.
       const p = await freshPaths(base, lp.uid, lp.gid, i++);
       const suid = await asDriver(
-        user,
         `sudo -n cp /usr/bin/id ${p.pub}/id-root && sudo -n chown root:root ${p.pub}/id-root && ` +
           `sudo -n chmod 4755 ${p.pub}/id-root && ${p.pub}/id-root -u`,
       );
       assert.equal(suid.stdout.trim(), "0", `setuid copy: ${suid.stdout}${suid.stderr}`);
       // What the list refuses.
       for (const c of REFUSED) {
-        const r = await asDriver(user, c);
+        const r = await asDriver(c);
         assert.notEqual(r.code, 0, c);
         assert.doesNotMatch(r.stdout, /uid=0/, c);
       }
 
       // A rule narrowed with sudo's wildcard is no narrower: * matches blanks and options.
-      const rules = `/etc/sudoers.d/onevz-sudo-escapes`;
-      await assertOnlyOurGrants(user, [rules]);
+      const rules = join(sudoersD, "onevz");
+      assert.equal(await Deno.readTextFile(rules), lp.rules);
       const aside = join(base, "rules-aside");
       await Deno.rename(rules, aside);
       try {
@@ -280,21 +292,18 @@ Deno.test({
           "",
         ].join("\n");
         await Deno.writeTextFile(`${wild}.tmp`, text, { mode: 0o440 });
-        const v = await run("visudo", ["-cf", `${wild}.tmp`]);
+        const [vc, ...va] = bed.asFrontEnd(["visudo", "-cf", `${wild}.tmp`]);
+        const v = await run(vc, va);
         assert.equal(v.code, 0, v.stdout + v.stderr);
         await Deno.rename(`${wild}.tmp`, wild);
-        const f = await asDriver(
-          user,
-          `sudo -n find ${q.pub}/rootfile -maxdepth 0 -exec id -u ';'`,
-        );
+        const f = await asDriver(`sudo -n find ${q.pub}/rootfile -maxdepth 0 -exec id -u ';'`);
         assert.equal(f.stdout.trim(), "0", `find through ${q.pub}/*: ${f.stderr}`);
         const t = await asDriver(
-          user,
           `sudo -n tar -cf /dev/null ${q.pub}/rootfile --checkpoint=1 --checkpoint-action=exec='id -u'`,
         );
         assert.match(t.stdout, /^0$/m, `tar through ${q.pub}/*: ${t.stderr}`);
         // …while what the pattern does not match is still refused.
-        const other = await asDriver(user, "sudo -n find /etc/hostname -maxdepth 0");
+        const other = await asDriver("sudo -n find /etc/hostname -maxdepth 0");
         assert.notEqual(other.code, 0);
       } finally {
         await Deno.remove(wild).catch(() => {});
@@ -317,7 +326,7 @@ Deno.test({
       assert.match(lp.rules, /ROOT-EQUIVALENT/);
     } finally {
       await Deno.remove(base, { recursive: true }).catch(() => {});
-      await lp.undo();
+      await bed.stop();
     }
   },
 });

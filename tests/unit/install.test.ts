@@ -680,3 +680,15 @@ Deno.test("one_tm after install: a KVM host's tm_ssh runs OpenNebula's scripts, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("install --sudoers --group G: the same rules for %G; a name that is no group is refused", async () => {
+  const cloud = await cli(["install", "--sudoers"]);
+  const other = await cli(["install", "--sudoers", "--group", "onevzt-cloud"]);
+  assert.equal(other.code, 0, other.stderr);
+  assert.equal(other.stdout, cloud.stdout.replaceAll("%cloud", "%onevzt-cloud"));
+  assert.match(other.stdout, /^%onevzt-cloud ALL=\(root\) NOPASSWD: /m);
+  const bad = await cli(["install", "--sudoers", "--group", "cloud ALL=(ALL) NOPASSWD: ALL\n%x"]);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stdout, "");
+  assert.match(bad.stderr, /--group.* is not a group name/);
+});

@@ -268,3 +268,39 @@ Deno.test("probe: CPU use over the monitoring interval, from the previous probe'
     await Deno.remove(node.dir, { recursive: true });
   }
 });
+
+Deno.test("probe run by hand: the CPU sample goes to $XDG_RUNTIME_DIR, or nowhere; never TMPDIR", async () => {
+  const node = await makeNode();
+  const tmp = `${node.dir}/tmp`;
+  const runtime = `${node.dir}/runtime`;
+  await Deno.mkdir(tmp);
+  await Deno.mkdir(runtime, { mode: 0o700 });
+  const probe = async (xdg: string) => {
+    const r = await new Deno.Command(deno, {
+      args: ["run", "-A", "--quiet", `${root}main.ts`, "im-probe", "ovz", "cn1"],
+      env: {
+        ONEVZ_SYSROOT: node.sysroot,
+        OVZ_SIM_ROOT: node.sysroot,
+        ONEVZ_REMOTES: "",
+        TMPDIR: tmp,
+        XDG_RUNTIME_DIR: xdg,
+        PATH: `${node.bin}:${Deno.env.get("PATH")}`,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    assert.equal(onedParse(new TextDecoder().decode(r.stdout)).HYPERVISOR, "ovz");
+  };
+  try {
+    await probe("");
+    assert.deepEqual([...Deno.readDirSync(tmp)], [], "nothing left in TMPDIR");
+    await probe(runtime);
+    assert.deepEqual([...Deno.readDirSync(tmp)], [], "nothing left in TMPDIR");
+    const kept = [...Deno.readDirSync(runtime)].map((e) => e.name);
+    assert.equal(kept.length, 1, kept.join(" "));
+    assert.match(kept[0], /^\.onevz-probe-.+\.json$/);
+  } finally {
+    await Deno.remove(node.dir, { recursive: true });
+  }
+});

@@ -293,10 +293,13 @@ export async function readProbeFacts(
 
 /**
  * Where the previous probe's /proc/stat sample of a host is kept: beside the remotes (the
- * node's SCRIPTS_REMOTE_DIR under one_im_ssh, the front-end's remotes agentless), else TMPDIR.
+ * node's SCRIPTS_REMOTE_DIR under one_im_ssh, the front-end's remotes agentless), else in the
+ * user's runtime directory ($XDG_RUNTIME_DIR). Run by hand without either, nothing is kept
+ * (never in /tmp) and each probe samples for itself.
  */
-export function probeSamplePath(ctx: CommandContext): string {
-  const dir = ctx.remotesDir ?? ctx.env("TMPDIR") ?? "/tmp";
+export function probeSamplePath(ctx: CommandContext): string | undefined {
+  const dir = ctx.remotesDir || ctx.env("XDG_RUNTIME_DIR");
+  if (!dir) return undefined;
   return `${dir.replace(/\/+$/, "")}/.onevz-probe-${
     ctx.host.name.replace(/[^A-Za-z0-9_.-]/g, "_")
   }.json`;
@@ -317,9 +320,12 @@ export default async function (ctx: CommandContext): Promise<number> {
   // The sample lives where onevz runs (the node, or the front-end when agentless).
   const local = new LocalHost({ useSudo: false });
   const samplePath = probeSamplePath(ctx);
-  const facts = await readProbeFacts(ctx.host, { previous: await loadSample(local, samplePath) });
-  await local.writeFileAtomic(samplePath, JSON.stringify(facts.cpuSample) + "\n")
-    .catch(() => {}); // not kept: the next probe samples for itself
+  const previous = samplePath ? await loadSample(local, samplePath) : undefined;
+  const facts = await readProbeFacts(ctx.host, { previous });
+  if (samplePath) {
+    await local.writeFileAtomic(samplePath, JSON.stringify(facts.cpuSample) + "\n")
+      .catch(() => {}); // not kept: the next probe samples for itself
+  }
   ctx.io.out(formatProbe(facts));
   return 0;
 }
