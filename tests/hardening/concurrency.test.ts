@@ -201,20 +201,21 @@ Deno.test({
       scenarios++;
 
       // Different bytes under the same NAME (two tenants, two versions) at once: both deploy,
-      // each container from its own image, each under a name of its own.
-      const withMarker = async () => {
+      // each container from its own image, each under a name of its own. (Each image has a
+      // file of its own: two tarballs made within one second are byte-identical.)
+      const withMarker = async (file: string) => {
         const d = await Deno.makeTempDir();
         await Deno.writeFile(`${node.dir}/x`, await makeTemplateTarball("gz"));
         await run("tar", ["-xzf", `${node.dir}/x`, "-C", d]);
         await Deno.remove(`${node.dir}/x`);
-        await Deno.writeTextFile(`${d}/etc/marker`, "other\n");
+        await Deno.writeTextFile(`${d}/etc/${file}`, "other\n");
         await run("tar", ["-czf", `${d}.tgz`, "-C", d, "."]);
         const b = await Deno.readFile(`${d}.tgz`);
         await Deno.remove(d, { recursive: true });
         await Deno.remove(`${d}.tgz`);
         return b;
       };
-      const imgs = [await makeTemplateTarball("gz"), await withMarker()];
+      const imgs = [await withMarker("version-73"), await withMarker("marker")];
       await prolog(node, 73, imgs[0]);
       await prolog(node, 74, imgs[1]);
       const rs = await Promise.all(
@@ -224,6 +225,10 @@ Deno.test({
       );
       for (const r of rs) assert.equal(r.code, 0, r.stderr);
       assert.ok(!existsSync(`${node.vmDir}73/images/private/etc/marker`), "73 has its own image");
+      assert.ok(
+        existsSync(`${node.vmDir}73/images/private/etc/version-73`),
+        "73 has its own image",
+      );
       assert.ok(existsSync(`${node.vmDir}74/images/private/etc/marker`), "74 has its own image");
       assert.equal(placed().length, 3, placed().join(" "));
       assert.deepEqual(leftovers(node.dir), []);

@@ -247,10 +247,12 @@ Deno.test("hostile tenant RAW: refused by default, node untouched; applied once 
     assert.deepEqual(await nodeState(node), before, "the node is unchanged, file by file");
     figure("raw-tenant", "refused(default)", cases.length, calls.length);
 
-    // 2. The simulator itself takes each option (the refusal above was onevz's).
+    // 2. The simulator itself takes each option (the refusal above was onevz's), on a config
+    // like deploy's (simfs: a config without VE_LAYOUT takes vz.conf's ploop, which this
+    // simulated kernel lacks, and --diskspace would fail for that).
     for (const [i, a] of ATTACKS.entries()) {
       const ctid = String(9000 + i);
-      await Deno.writeTextFile(`${node.root}/etc/vz/conf/${ctid}.conf`, "");
+      await Deno.writeTextFile(`${node.root}/etc/vz/conf/${ctid}.conf`, 'VE_LAYOUT="simfs"\n');
       const r = await node.tool("vzctl", ["set", ctid, ...a.data.split(" "), "--save"]);
       assert.equal(r.code, 0, `${a.data}: ${r.stderr}`);
       await Deno.remove(`${node.root}/etc/vz/conf/${ctid}.conf`);
