@@ -45,6 +45,8 @@ export interface BedOptions {
    * namespace /dev/null is bind-mounted over them, so they exist but cannot run.
    */
   hidePrograms?: string[];
+  /** More environment for every ssh session on the nodes (e.g. OVZ_SIM_TIMES for the bench). */
+  nodeEnv?: Record<string, string>;
 }
 
 export interface BedNode {
@@ -273,6 +275,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
     ONEVZ_SSH_CONFIG: sshConfig,
     PATH: `${opts.nodeBin ? `${NODE_ROOT}/bin:` : ""}${simBin}:${SYSTEM_PATH}`,
     LANG: "C",
+    ...opts.nodeEnv,
   };
   const feEnv: Record<string, string> = {
     OVZ_SIM_SSH_CONFIG: sshConfig,
