@@ -373,6 +373,20 @@ function blocksById(text: string): Map<number, string> {
   return blocks;
 }
 
+/** Each container's vestat row in a previous snapshot (one pass, not one search per CT). */
+function previousRows(previous: string): Map<number, string> {
+  const rows = new Map<number, string>();
+  for (const line of previous.split("\n").slice(1)) {
+    const sp = line.indexOf(" ");
+    if (sp <= 0) continue;
+    try {
+      const e = JSON.parse(line.slice(sp + 1)) as SnapshotEntry;
+      if (typeof e.vestat === "string") rows.set(Number(line.slice(0, sp)), e.vestat);
+    } catch { /* not an entry */ }
+  }
+  return rows;
+}
+
 /** A venetstat row as one class holding the sums of its 16 (what poll adds up), or "". */
 function venetSums(row: string | undefined, ctid: number): string {
   const c = row === undefined ? undefined : parseVenetstat(row).get(ctid);
@@ -389,6 +403,7 @@ function buildSnapshot(header: SnapshotHeader, t: NodeTables, previous: string):
     const m = /^\s*([^:\s]+):/.exec(line);
     if (m) netDev.set(m[1], line);
   }
+  const before = previousRows(previous);
   const out = [JSON.stringify(header)];
   for (const ctid of parseVeinfo(t.veinfo).keys()) {
     const conf = t.confs.get(ctid);
@@ -401,7 +416,7 @@ function buildSnapshot(header: SnapshotHeader, t: NodeTables, previous: string):
       venetstat: venetSums(venetstat.get(ctid), ctid),
       netDev: veths.map((v) => netDev.get(v)).filter((l) => l !== undefined).join("\n"),
       // After a restart its uptime went back: cpuPercent then reports the average since start.
-      previousVestat: previous ? entryOf(previous, ctid)?.vestat ?? "" : "",
+      previousVestat: before.get(ctid) ?? "",
     };
     out.push(`${ctid} ${JSON.stringify(entry)}`);
   }
