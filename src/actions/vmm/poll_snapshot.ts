@@ -246,8 +246,9 @@ async function fetchOnce(
       expiresAt: readAt + window * 1000,
       vswap: output.vswap,
     };
-    const previousRows = header?.identity === place.identity ? previous! : "";
-    const text = buildSnapshot(built, output, previousRows);
+    // The previous read of this node, even when stale: its vestat rows are the CPU samples.
+    const earlier = header?.identity === place.identity ? previous! : "";
+    const text = buildSnapshot(built, output, earlier);
     writePrivate(place.snapshot, text);
     try {
       // The mark exists from the first fetch on, so a fresh-check never meets a missing file.
