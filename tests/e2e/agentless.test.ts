@@ -66,6 +66,8 @@ interface Setup {
   sshLog: string;
   /** The driver's TMPDIR (where the ControlMaster sockets live). */
   feTmp: string;
+  /** The driver's XDG_RUNTIME_DIR: ssh sockets and poll snapshots, removed at the end. */
+  feRun: string;
   uid: number;
   gid: number;
 }
@@ -160,11 +162,15 @@ async function setUp(): Promise<Setup> {
     // TMPDIR: an action opens one multiplexed connection and closes it before it exits.
     // (A short path: a socket path is limited to 108 bytes.)
     const feTmp = await Deno.makeTempDir({ dir: "/tmp", prefix: "ovzfe" });
+    const feRun = await Deno.makeTempDir({ dir: "/tmp", prefix: "ovzrun" });
     const sshLog = join(bed.dir, "ssh.log");
     const sshWrapper = join(bed.dir, "ssh-logged");
     await Deno.writeTextFile(
       sshWrapper,
-      `#!/bin/bash\nprintf '%s\\n' "$*" >> ${sq(sshLog)}\nexec ssh "$@"\n`,
+      // One line per invocation: a remote command may span lines (the poll snapshot's script).
+      `#!/bin/bash\nprintf '%s\\n' "$(printf '%s ' "$@" | tr '\\n' ' ')" >> ${
+        sq(sshLog)
+      }\nexec ssh "$@"\n`,
       { mode: 0o755 },
     );
     // The front-end's PATH has no OpenVZ tools: an action that ran them locally would fail.
@@ -183,10 +189,11 @@ async function setUp(): Promise<Setup> {
         ONEVZ_VM_DIR: bed.vmDir,
         ONEVZ_SSH: sshWrapper,
         TMPDIR: feTmp,
+        XDG_RUNTIME_DIR: feRun,
       },
       copyRemotes: (fromDir, host) => scpRemotes(bed, fromDir, host),
     };
-    return { bed, oneLocation, remotes, site, sshConfig, sshLog, feTmp, ...acct };
+    return { bed, oneLocation, remotes, site, sshConfig, sshLog, feTmp, feRun, ...acct };
   } catch (e) {
     await bed.stop();
     if (sudoers) await Deno.remove(sudoers).catch(() => {});
@@ -441,6 +448,7 @@ Deno.test({
     setup = undefined;
     await Deno.remove(s.sudoers).catch(() => {});
     await Deno.remove(s.feTmp, { recursive: true }).catch(() => {});
+    await Deno.remove(s.feRun, { recursive: true }).catch(() => {});
     await s.bed.stop();
   },
 });
