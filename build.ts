@@ -18,6 +18,17 @@ const TARGET = "x86_64-unknown-linux-gnu";
 // Data files the installer reads at run time (found relative to src/admin in the binary).
 const INCLUDES = ["remotes", "fixtures/templates/vmm_ssh_ovz.conf"];
 
+/** The .ts files under dir, recursively. */
+function tsFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    const path = join(dir, e.name);
+    if (e.isDirectory) out.push(...tsFiles(path));
+    else if (e.isFile && e.name.endsWith(".ts")) out.push(path);
+  }
+  return out.sort();
+}
+
 function fail(message: string): never {
   console.error(`build: ${message}`);
   Deno.exit(1);
@@ -44,6 +55,9 @@ async function main() {
       args.push("--include", join(root, inc));
     } catch { /* optional data file not present in this checkout */ }
   }
+  // The commands' modules are imported through run-time specifiers (src/cli/commands.ts), which
+  // deno compile cannot see: include every module under src/.
+  for (const file of tsFiles(join(root, "src"))) args.push("--include", file);
   args.push(join(root, "main.ts"));
   const res = await new Deno.Command(Deno.execPath(), { args, cwd: root, stderr: "piped" })
     .output();

@@ -109,9 +109,16 @@ export async function main(argv0: string, args: string[]): Promise<number> {
       return 0;
     }
     const [ctx, impl] = await Promise.all([buildContext(command, rest), command.load()]);
+    // Agentless: an action other than poll makes the host's poll snapshot stale (README §13).
+    const snapshot = ctx.mode === "agentless" && command.driverAction === "vmm" &&
+        command.name !== "poll"
+      ? await import("./src/actions/vmm/poll_snapshot.ts")
+      : undefined;
+    snapshot?.markHostsChanged(ctx, command.name);
     try {
       return await impl.default(ctx);
     } finally {
+      snapshot?.markHostsChanged(ctx, command.name);
       // Agentless: end the action's multiplexed ssh connection (ControlMaster) now.
       await ctx.host.close();
     }

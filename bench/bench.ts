@@ -1,21 +1,35 @@
 /**
- * onevz benchmark: `deno task bench` (or `npm run bench`). Not part of the test suite; takes a
- * few minutes. Measures onevz from source (`deno run`) on simulated OpenVZ nodes holding 1, 100
- * and 1000 running containers and, for tm-clone, over a real sshd; writes BENCHMARKS.md.
+ * onevz benchmark: `deno task bench` (or `npm run bench`). Not part of the test suite; takes
+ * several minutes (root for the parts on real sshd). Measures onevz from source (`deno run`);
+ * writes BENCHMARKS.md.
  *
- * Each row has a median and p95 over repeated runs, and a baseline measured in the same run:
- *   - startup against `deno run` of an empty script (the runtime's floor);
- *   - poll against bench/baseline/poll.sh, the stock shell way (vzctl status, vzlist, awk);
- *   - tm-clone against bench/baseline/tm_clone.sh, the stock full scp every time.
+ * Sections, each figure a median and p95 over repeated runs beside a baseline measured in the
+ * same run:
+ *   - startup against `deno run` of an empty script (the runtime's floor), and the compiled
+ *     executable when build.ts can make it here (the row says why when it cannot);
+ *   - agentless (bench/agentless.ts): poll, im-probe, deploy, save and shutdown on a node with
+ *     1, 100 and 1000 running containers over real sshd, ssh master warm and cold, with their
+ *     ssh round trips, processes and bytes; a whole polling interval (--interval VMSxHOSTS)
+ *     against the floor of as many empty `deno run` starts, snapshot off, and node mode;
+ *   - node mode on simulated nodes of the same sizes: poll against bench/baseline/poll.sh, the
+ *     stock shell way (vzctl status, vzlist, awk); im-probe, deploy, shutdown;
+ *   - tm-clone over a real sshd against bench/baseline/tm_clone.sh, the stock full scp.
  * "Own time" is the wall time minus the time spent inside the OpenVZ tools the action called
  * (the simulator records each call's lifetime in OVZ_SIM_TIMES); the tools stand for work a
  * real node does in the kernel and vzctl, which onevz cannot make faster.
  *
  * Usage: deno run -A bench/bench.ts [--runs N] [--sizes 1,100,1000] [--image-mb 100]
- *                                    [--only startup,nodes,tm] [--out BENCHMARKS.md] [--no-write]
+ *          [--only startup,agentless,interval,nodes,tm] [--interval 1000x10]
+ *          [--node-mode-sample 100] [--out BENCHMARKS.md] [--no-write]
  */
 import { parseArgs } from "node:util";
-import { DENO, makeSimNode, makeTemplateTarball, REPO } from "../tests/helpers/simnode.ts";
+import {
+  DENO as NPM_DENO,
+  makeSimNode,
+  makeTemplateTarball,
+  REPO,
+} from "../tests/helpers/simnode.ts";
+import { agentlessSize, pollingInterval } from "./agentless.ts";
 import { startBed } from "../tests/testbed/bed.ts";
 import {
   buildPeakRss,
@@ -23,6 +37,7 @@ import {
   countingRelay,
   must,
   peakRssKb,
+  type Row,
   type Run,
   type Spawn,
   type Stats,
@@ -38,7 +53,9 @@ const { values: opt } = parseArgs({
     "image-mb": { type: "string", default: "100" },
     out: { type: "string", default: `${REPO}/BENCHMARKS.md` },
     "no-write": { type: "boolean", default: false },
-    only: { type: "string", default: "startup,nodes,tm" },
+    only: { type: "string", default: "startup,nodes,agentless,interval,tm" },
+    interval: { type: "string", default: "1000x10" },
+    "node-mode-sample": { type: "string", default: "100" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -54,21 +71,13 @@ const RUNS = Math.max(3, Number(opt.runs));
 const SIZES = opt.sizes!.split(",").map(Number);
 const IMAGE_MB = Number(opt["image-mb"]);
 const ONLY = new Set(opt.only!.split(","));
+// Deno from npm (node_modules/.bin), else the one running the bench (a system Deno).
+const DENO = await Deno.stat(NPM_DENO).then(() => NPM_DENO, () => Deno.execPath());
 const ONEVZ = [DENO, "run", "-A", "--quiet", `${REPO}/main.ts`];
+const [INTERVAL_VMS, INTERVAL_HOSTS] = opt.interval!.split("x").map(Number);
 
 // ---------------------------------------------------------------------------- result rows
 
-interface Row {
-  section: string;
-  what: string;
-  /** The measured figure (ms unless unit says otherwise). */
-  value: Stats;
-  unit?: string;
-  baseline?: { what: string; value: Stats };
-  /** Extra columns: processes started, peak memory, bytes sent … */
-  notes?: string[];
-  target?: { text: string; met: boolean };
-}
 const rows: Row[] = [];
 
 function log(line: string) {
@@ -76,8 +85,11 @@ function log(line: string) {
 }
 
 function fmt(s: Stats, unit = "ms"): string {
-  const n = (x: number) => unit === "ms" ? x.toFixed(1) : String(Math.round(x));
-  return `${n(s.median)} / ${n(s.p95)}`;
+  if (unit === "n/a") return "n/a";
+  const n = (x: number) =>
+    unit === "ms" ? x.toFixed(1) : unit === "s" ? x.toFixed(2) : String(Math.round(x));
+  // One run (an interval, a scaled sample): the figure itself.
+  return s.n === 1 ? n(s.median) : `${n(s.median)} / ${n(s.p95)}`;
 }
 
 async function repeat(n: number, fn: () => Promise<Run>): Promise<Run[]> {
@@ -126,6 +138,7 @@ async function startup(work: string) {
     baseline: { what: "`deno run` of an empty script", value: wall(runs.floor) },
     target: { text: `≤ 1.3× the empty script (${ratio.toFixed(2)}×)`, met: ratio <= 1.3 },
   });
+  await compiled(work, floor);
   const ratio2 = wall(runs.noop).median / wall(runs.floorByName).median;
   rows.push({
     section: "Startup",
@@ -133,6 +146,52 @@ async function startup(work: string) {
     value: wall(runs.noop),
     baseline: { what: "`exec -a poll deno run` of an empty script", value: wall(runs.floorByName) },
     target: { text: `≤ 1.3× the empty script (${ratio2.toFixed(2)}×)`, met: ratio2 <= 1.3 },
+  });
+}
+
+/**
+ * The compiled executable (build.ts, `deno compile`): measured when it can be built here;
+ * otherwise the row says why (denort, the runtime it needs, is downloaded unless DENORT_BIN
+ * names a copy).
+ */
+async function compiled(work: string, floor: Spawn) {
+  const exe = `${work}/onevz`;
+  const build = await new Deno.Command(DENO, {
+    args: ["run", "-A", `${REPO}/build.ts`, "--output", exe],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const what = "`onevz --version`, compiled executable (`deno run -A build.ts`)";
+  if (!build.success) {
+    const why = new TextDecoder().decode(build.stderr).trim().split("\n")[0]
+      .replace(/^build: /, "").replace(/\|/g, "\\|");
+    rows.push({
+      section: "Startup",
+      what,
+      value: stats([0]),
+      unit: "n/a",
+      notes: [`not measured: it could not be built here: ${why}`],
+    });
+    log(`compiled executable not measured: ${why}`);
+    return;
+  }
+  const version = { argv: [exe, "--version"], cwd: REPO };
+  const a: Run[] = [];
+  const b: Run[] = [];
+  for (let i = 0; i < RUNS + 3; i++) {
+    const x = await timed(version);
+    const y = await timed(floor);
+    must(x, "compiled --version");
+    if (i >= 3) a.push(x), b.push(y);
+  }
+  const ratio = wall(a).median / wall(b).median;
+  rows.push({
+    section: "Startup",
+    what,
+    value: wall(a),
+    baseline: { what: "`deno run` of an empty script", value: wall(b) },
+    target: { text: `≤ 1.3× the empty script (${ratio.toFixed(2)}×)`, met: ratio <= 1.3 },
   });
 }
 
@@ -174,7 +233,7 @@ async function nodeSize(size: number, work: string, preload?: string) {
     const shellProcs = await childPrograms(shell);
     const pollRss = preload ? await peakRssKb(poll, preload) : undefined;
     rows.push({
-      section: `Node with ${size} container${size > 1 ? "s" : ""}`,
+      section: `Node mode, node with ${size} container${size > 1 ? "s" : ""}`,
       what: "`poll`: wall time",
       value: wall(onevzRuns),
       baseline: { what: "bench/baseline/poll.sh", value: wall(shellRuns) },
@@ -185,7 +244,7 @@ async function nodeSize(size: number, work: string, preload?: string) {
       ],
     });
     rows.push({
-      section: `Node with ${size} container${size > 1 ? "s" : ""}`,
+      section: `Node mode, node with ${size} container${size > 1 ? "s" : ""}`,
       what: "`poll`: onevz's own time",
       value: own(onevzRuns),
       baseline: { what: "baseline's own time", value: own(shellRuns) },
@@ -209,7 +268,7 @@ async function nodeSize(size: number, work: string, preload?: string) {
     const probeProcs = await childPrograms(probe);
     const probeRss = preload ? await peakRssKb(probe, preload) : undefined;
     rows.push({
-      section: `Node with ${size} container${size > 1 ? "s" : ""}`,
+      section: `Node mode, node with ${size} container${size > 1 ? "s" : ""}`,
       what: "`im-probe`: onevz's own time",
       value: own(probeRuns),
       notes: [
@@ -263,7 +322,7 @@ async function nodeSize(size: number, work: string, preload?: string) {
       ] as const
     ) {
       rows.push({
-        section: `Node with ${size} container${size > 1 ? "s" : ""}`,
+        section: `Node mode, node with ${size} container${size > 1 ? "s" : ""}`,
         what: `${what}: onevz's own time`,
         value: own(runs),
         notes: [
@@ -486,11 +545,13 @@ function report(header: string[]): string {
       out.push("| measured | median / p95 | baseline | baseline median / p95 | ratio | target |");
       out.push("|---|---|---|---|---|---|");
     }
-    const ratio = r.baseline ? `${(r.value.median / r.baseline.value.median).toFixed(2)}×` : "";
+    const ratio = r.baseline && r.unit !== "n/a"
+      ? `${(r.value.median / r.baseline.value.median).toFixed(2)}×`
+      : "";
     const target = r.target ? `${r.target.met ? "met" : "**missed**"}: ${r.target.text}` : "";
     out.push(
       `| ${r.what} | ${fmt(r.value, r.unit)} | ${r.baseline?.what ?? ""} | ${
-        r.baseline ? fmt(r.baseline.value) : ""
+        r.baseline ? fmt(r.baseline.value, r.unit) : ""
       } | ${ratio} | ${target} |`,
     );
     for (const n of r.notes ?? []) out.push(`| ↳ ${n} | | | | | |`);
@@ -517,6 +578,22 @@ try {
     log("startup …");
     await startup(work);
   }
+  const agentless = { deno: DENO, onevz: ONEVZ, rows, log, work, runs: RUNS };
+  for (const size of ONLY.has("agentless") ? SIZES : []) {
+    if (Deno.uid() !== 0) break;
+    log(`agentless, node with ${size} containers …`);
+    await agentlessSize(size, agentless);
+  }
+  if (ONLY.has("interval") && Deno.uid() === 0) {
+    log(`agentless polling interval: ${INTERVAL_VMS} VMs on ${INTERVAL_HOSTS} hosts …`);
+    await pollingInterval(INTERVAL_VMS, INTERVAL_HOSTS, agentless, {
+      repeat: RUNS >= 10 ? 3 : 1,
+      nodeModeSample: Number(opt["node-mode-sample"]),
+    });
+  }
+  if ((ONLY.has("agentless") || ONLY.has("interval")) && Deno.uid() !== 0) {
+    log("agentless parts skipped: the ssh test bed needs root");
+  }
   for (const size of ONLY.has("nodes") ? SIZES : []) {
     log(`node with ${size} containers …`);
     await nodeSize(size, work, preload);
@@ -526,7 +603,7 @@ try {
     const largest = Math.max(...pollByNodeSize.keys());
     const ratio = pollByNodeSize.get(largest)!.median / pollByNodeSize.get(smallest)!.median;
     rows.push({
-      section: "Scaling",
+      section: "Node mode, scaling",
       what: `\`poll\` at ${largest} containers`,
       value: pollByNodeSize.get(largest)!,
       baseline: { what: `\`poll\` at ${smallest}`, value: pollByNodeSize.get(smallest)! },

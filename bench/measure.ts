@@ -14,6 +14,20 @@ export interface Run {
   toolMs: number;
 }
 
+/** One line of a BENCHMARKS.md table. */
+export interface Row {
+  section: string;
+  what: string;
+  /** The measured figure (ms unless unit says otherwise). */
+  value: Stats;
+  /** "ms" (default), "s", "count", or "n/a" for a figure that could not be measured. */
+  unit?: string;
+  baseline?: { what: string; value: Stats };
+  /** Extra lines: processes started, peak memory, bytes sent … */
+  notes?: string[];
+  target?: { text: string; met: boolean };
+}
+
 export interface Stats {
   median: number;
   p95: number;
@@ -61,6 +75,8 @@ export interface Spawn {
   env?: Record<string, string>;
   stdin?: string | Uint8Array;
   cwd?: string;
+  /** The OVZ_SIM_TIMES file to read, when it is not the env's (a node reached over ssh). */
+  times?: string;
 }
 
 /** Start argv (prefixed by `before`) with the command's env, cwd and stdin; await its end. */
@@ -87,7 +103,7 @@ async function outputOf(
 
 /** Run once, timing spawn to exit; toolMs from OVZ_SIM_TIMES when the env sets it. */
 export async function timed(cmd: Spawn): Promise<Run> {
-  const times = cmd.env?.OVZ_SIM_TIMES;
+  const times = cmd.times ?? cmd.env?.OVZ_SIM_TIMES;
   if (times) await Deno.writeTextFile(times, "");
   const t0 = performance.now();
   const { out } = await outputOf(cmd);
@@ -216,15 +232,19 @@ export function directChildren(text: string): string[] {
 
 // ------------------------------------------------------------------------------ byte counter
 
-/** A TCP relay to `port` on 127.0.0.1 that counts the bytes clients send through it. */
+/** A TCP relay to `port` on 127.0.0.1 that counts the bytes going through it each way. */
 export function countingRelay(port: number): {
   port: number;
+  /** Client to server. */
   sent: () => number;
+  /** Server to client. */
+  received: () => number;
   reset: () => void;
   close: () => void;
 } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let sent = 0;
+  let received = 0;
   (async () => {
     for await (const client of listener) {
       (async () => {
@@ -241,9 +261,15 @@ export function countingRelay(port: number): {
             c.enqueue(chunk);
           },
         });
+        const back = new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, c) {
+            received += chunk.length;
+            c.enqueue(chunk);
+          },
+        });
         await Promise.allSettled([
           client.readable.pipeThrough(count).pipeTo(server.writable),
-          server.readable.pipeTo(client.writable),
+          server.readable.pipeThrough(back).pipeTo(client.writable),
         ]);
       })();
     }
@@ -251,9 +277,69 @@ export function countingRelay(port: number): {
   return {
     port: (listener.addr as Deno.NetAddr).port,
     sent: () => sent,
+    received: () => received,
     reset: () => {
       sent = 0;
+      received = 0;
     },
     close: () => listener.close(),
   };
+}
+
+// ------------------------------------------------------------------------------ CPU time
+
+/** Clock ticks per second of /proc's times (USER_HZ; 100 on Linux x86). */
+const TICK_MS = 10;
+
+/** utime, stime, cutime, cstime of one /proc/<pid>/stat, in ms; undefined when it is gone. */
+function statTimes(pid: number | "self"): number[] | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return [f[11], f[12], f[13], f[14]].map((x) => Number(x) * TICK_MS);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time (ms) of this process's children that ended and were waited for: every onevz, ssh
+ * or deno started with Deno.Command, with what they waited for in turn.
+ */
+export function reapedChildrenCpuMs(): number {
+  const t = statTimes("self")!;
+  return t[2] + t[3];
+}
+
+/** CPU time (ms) of one process itself (an ssh master that left its parent), 0 when gone. */
+export function processCpuMs(pid: number): number {
+  const t = statTimes(pid);
+  return t ? t[0] + t[1] : 0;
+}
+
+/**
+ * CPU time (ms) of the process trees under `roots` (each process's own time and that of the
+ * children it waited for): a node's sshd and everything its sessions ran.
+ */
+export function treeCpuMs(roots: number[]): number {
+  const children = new Map<number, number[]>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(e.name));
+      children.set(ppid, list);
+    } catch { /* gone */ }
+  }
+  let ms = 0;
+  const todo = [...roots];
+  while (todo.length) {
+    const pid = todo.pop()!;
+    const t = statTimes(pid);
+    if (t) ms += t[0] + t[1] + t[2] + t[3];
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return ms;
 }

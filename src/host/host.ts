@@ -132,6 +132,13 @@ export abstract class Host {
     return undefined;
   }
 
+  /** Names in a directory, dot files included; null when it cannot be listed (missing). */
+  async listDir(path: string): Promise<string[] | null> {
+    const r = await this.run(["ls", "-1A", "--", path], { check: false });
+    if (r.status !== 0) return null;
+    return r.stdout.split("\n").filter((n) => n !== "");
+  }
+
   /** The path exists, or is a symbolic link (even a dangling one). */
   async exists(path: string, opts: { privileged?: boolean } = {}): Promise<boolean> {
     return await this.probe(["test", "-e", path, "-o", "-L", path], opts);

@@ -109,6 +109,14 @@ export class LocalHost extends Host {
     }
   }
 
+  override async listDir(path: string) {
+    try {
+      return [...Deno.readDirSync(path)].map((e) => e.name);
+    } catch {
+      return null;
+    }
+  }
+
   override async isSymlink(path: string, opts: { privileged?: boolean } = {}) {
     if (!this.direct(opts)) return super.isSymlink(path, opts);
     try {

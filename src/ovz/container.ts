@@ -90,9 +90,7 @@ export async function requireContainer(host: Host, ctid: number): Promise<Contai
 
 /** Names in a directory (empty when it does not exist). */
 export async function listDir(host: Host, dir: string): Promise<string[]> {
-  const r = await host.run(["ls", "-1A", "--", dir], { check: false });
-  if (r.status !== 0) return [];
-  return r.stdout.split("\n").filter((n) => n !== "");
+  return (await host.listDir(dir)) ?? [];
 }
 
 /** A directory that exists and holds at least one entry (read as root). */

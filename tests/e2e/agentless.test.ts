@@ -146,7 +146,10 @@ async function setUp(): Promise<Setup> {
     const sshWrapper = join(bed.dir, "ssh-logged");
     await Deno.writeTextFile(
       sshWrapper,
-      `#!/bin/bash\nprintf '%s\\n' "$*" >> ${sq(sshLog)}\nexec ssh "$@"\n`,
+      // One line per invocation: a remote command may span lines (the poll snapshot's script).
+      `#!/bin/bash\nprintf '%s\\n' "$(printf '%s ' "$@" | tr '\\n' ' ')" >> ${
+        sq(sshLog)
+      }\nexec ssh "$@"\n`,
       { mode: 0o755 },
     );
     await sh("chown", ["-R", `${uid}:${gid}`, oneLocation, feTmp, feRuntime, sshLog]);

@@ -67,6 +67,8 @@ export interface BedOptions {
    * group of its own name, with no sudo rules and no ssh key: e.g. a hostile local user.
    */
   localUsers?: string[];
+  /** More environment for every ssh session on the nodes (e.g. OVZ_SIM_TIMES for the bench). */
+  nodeEnv?: Record<string, string>;
 }
 
 /** An account of the bed (exists only inside its namespaces). */
@@ -542,6 +544,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
     ONEVZ_SSH_CONFIG: sshConfig,
     PATH: `${opts.nodeBin ? `${NODE_ROOT}/bin:` : ""}${simBin}:${SYSTEM_PATH}`,
     LANG: "C",
+    ...opts.nodeEnv,
   };
   const feEnv: Record<string, string> = {
     OVZ_SIM_SSH_CONFIG: sshConfig,

@@ -179,7 +179,11 @@ Deno.test("probe: reads a node sysroot through the Host", async () => {
   Deno.env.set("OVZ_SIM_ROOT", node.sysroot);
   try {
     const host = new LocalHost({ sysroot: node.sysroot, useSudo: false });
+    const ran: string[] = [];
+    host.observe((c) => ran.push(c.argv[0]));
     const f = await readProbeFacts(host, { sampleMs: 10 });
+    // On the node itself only the tools start a process: the template cache is read directly.
+    assert.deepEqual(ran.sort(), ["uname", "vzctl", "vzlist"]);
     assert.equal(f.cores, 3);
     assert.equal(f.cpuMhz, 2000);
     assert.equal(f.memTotalKb, 4000);

@@ -248,8 +248,9 @@ export async function readProbeFacts(
   let templates: string[] = [];
   const conf = parseShellConf(vzconfText ?? "");
   const templateDir = (conf.TEMPLATE || "/vz/template").replace(/\/+$/, "");
-  const ls = await host.run(["ls", "-1", "--", `${templateDir}/cache`], { check: false });
-  if (ls.status === 0) templates = templateNames(ls.stdout.split("\n").map((l) => l.trim()));
+  // Listed only once vz.conf has named the directory; on the node itself without a process.
+  const cache = await host.listDir(`${templateDir}/cache`);
+  if (cache) templates = templateNames(cache);
   let stat = parseProcStat(statText ?? "");
   let busy: number;
   const prev = opts.previous;

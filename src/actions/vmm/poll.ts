@@ -18,8 +18,9 @@
  *    (/proc/vz/vswap exists) physpages.held × 4 (RAM incl. page cache, what VSwap limits);
  *    on a UBC kernel privvmpages.held × 4 (allocated memory, what UBC limits).
  *  - CPU (% of one CPU) from /proc/vz/vestat columns 8 (uptime) and 9 (used): 100 × Δused /
- *    Δuptime against the previous sample kept in R/.onevz-poll.json; the first poll (or after
- *    a restart) reports the average since start.
+ *    Δuptime against the previous sample kept in R/.onevz-poll.json (agentless snapshot: the
+ *    host's previous read, kept on the front-end); the first poll (or after a restart)
+ *    reports the average since start.
  *  - Network: veth → host-side vethCTID.N counters (/proc/net/dev, rx/tx swapped); venet →
  *    the kernel's per-container accounting in /proc/vz/venetstat (all traffic classes
  *    summed); both when the CT has both. Never runs anything inside the CT.
@@ -28,7 +29,9 @@
  * root; CTID.conf and the root-only /proc files come in one batch (Host.readFiles: one
  * `sudo -n tail` as non-root, one round trip over ssh), and only the container's own rows are
  * parsed out of tables listing every container. Only a container that is not running costs
- * one `vzctl status`.
+ * one `vzctl status`. Agentless, a running container is answered from the host's snapshot
+ * (poll_snapshot.ts: one ssh round trip per host per polling window), with the same decision
+ * and values as below; anything else is read from the node directly.
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
@@ -50,7 +53,7 @@ export const POLL_SAMPLE = ".onevz-poll.json";
 const INT_MAX = 2147483647;
 
 /** What poll reads, in one batch: CTID.conf and the kernel's accounting tables. */
-interface PollFiles {
+export interface PollFiles {
   conf: string | null;
   /** /proc/vz/veinfo exists: an OpenVZ kernel whose state this poll can see. */
   kernel: boolean;
@@ -63,11 +66,18 @@ interface PollFiles {
   vestat: string | null;
   venetstat: string | null;
   netDev: string | null;
+  /**
+   * From an agentless snapshot (poll_snapshot.ts): the CT's vestat row at the host's previous
+   * read, the CPU sample kept on the front-end instead of R/.onevz-poll.json ("": none).
+   */
+  previousVestat?: string;
 }
 
 export default async function poll(ctx: CommandContext): Promise<number> {
   const ctid = deployIdArg(ctx.args[0]);
-  let files = await readPollFiles(ctx.host, ctid);
+  // Agentless: a running CT is answered from the host's snapshot when there is one.
+  let files = (ctx.mode === "agentless" ? await snapshotFiles(ctx, ctid) : undefined) ??
+    await readPollFiles(ctx.host, ctid);
   if (files.conf === null) {
     await requireObservable(ctx.host, files);
     return print(ctx, "d");
@@ -89,10 +99,15 @@ export default async function poll(ctx: CommandContext): Promise<number> {
   }
   const values = {
     USEDMEMORY: memoryKb(files, ctid),
-    USEDCPU: Math.round(await cpu(ctx, ct, files.vestat)),
+    USEDCPU: Math.round(await cpu(ctx, ct, files)),
     ...network(files, ct),
   };
   return print(ctx, "a", values);
+}
+
+async function snapshotFiles(ctx: CommandContext, ctid: number) {
+  const { snapshotPollFiles } = await import("./poll_snapshot.ts");
+  return snapshotPollFiles(ctx, ctid);
 }
 
 async function readPollFiles(host: Host, ctid: number, runningPerVzctl = false) {
@@ -179,10 +194,14 @@ function memoryKb(files: PollFiles, ctid: number): number {
   return held * 4;
 }
 
-async function cpu(ctx: CommandContext, ct: ContainerInfo, vestat: string | null) {
+async function cpu(ctx: CommandContext, ct: ContainerInfo, files: PollFiles) {
   const host = ctx.host;
+  const vestat = files.vestat;
   const row = vestat ? parseVestat(veidSection(vestat, ct.ctid)).get(ct.ctid) : undefined;
   if (!row) return 0;
+  if (files.previousVestat !== undefined) {
+    return cpuPercent(row, parseVestat(files.previousVestat).get(ct.ctid));
+  }
   const samplePath = `${ct.imagesDir}/${POLL_SAMPLE}`;
   let prev: { uptime: bigint; used: bigint } | undefined;
   try {
