@@ -108,7 +108,17 @@ export async function main(argv0: string, args: string[]): Promise<number> {
       io.out(commandHelp(command));
       return 0;
     }
-    const [ctx, impl] = await Promise.all([buildContext(command, rest), command.load()]);
+    // one_vmm_ssh/one_vmm_sh hand oned the first line of stderr as a failure's reason
+    // ("Error deploying virtual machine: …"): an action's notes and warnings wait, so that
+    // the reason comes first; they follow it, or are written at the end on success.
+    const notes: string[] = [];
+    const held = command.driverAction === "vmm";
+    const actionIo: Io = held ? { ...io, err: (text) => void notes.push(text) } : io;
+    const flush = () => notes.splice(0).forEach((text) => io.err(text));
+    const [ctx, impl] = await Promise.all([
+      buildContext(command, rest, actionIo),
+      command.load(),
+    ]);
     // Agentless: an action other than poll makes the host's poll snapshot stale (README §13).
     const snapshot = ctx.mode === "agentless" && command.driverAction === "vmm" &&
         command.name !== "poll"
@@ -116,7 +126,13 @@ export async function main(argv0: string, args: string[]): Promise<number> {
       : undefined;
     snapshot?.markHostsChanged(ctx, command.name);
     try {
-      return await impl.default(ctx);
+      const code = await impl.default(ctx);
+      flush();
+      return code;
+    } catch (e) {
+      const code = report(e);
+      flush();
+      return code;
     } finally {
       snapshot?.markHostsChanged(ctx, command.name);
       // Agentless: end the action's multiplexed ssh connection (ControlMaster) now.
@@ -127,7 +143,11 @@ export async function main(argv0: string, args: string[]): Promise<number> {
   }
 }
 
-async function buildContext(command: CommandEntry, rest: string[]): Promise<CommandContext> {
+async function buildContext(
+  command: CommandEntry,
+  rest: string[],
+  actionIo: Io,
+): Promise<CommandContext> {
   let positionals: string[] = rest;
   let flags: Record<string, string | boolean> = {};
   if (command.options) {
@@ -177,7 +197,7 @@ async function buildContext(command: CommandEntry, rest: string[]): Promise<Comm
     remotesDir: env("ONEVZ_REMOTES"),
     mode: agentless ? "agentless" : "node",
     env,
-    io,
+    io: actionIo,
   };
 }
 

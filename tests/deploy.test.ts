@@ -217,6 +217,40 @@ Deno.test("deploy: a CTID held by another container is a clear error; its own CT
   }
 });
 
+Deno.test("deploy: warnings, then a failure: the reason is the first stderr line (oned's error)", async () => {
+  // one_vmm_ssh sends `DEPLOY FAILURE <vid> <stderr>` and oned keeps its first line only
+  // ("Error deploying virtual machine: …"): a warning printed before the failure took its place.
+  const node = await makeSimNode({ flavour: "ubc" });
+  try {
+    await node.tool("vzctl", [
+      "create",
+      "1045",
+      "--ostemplate",
+      "debian-7.0-x86_64",
+      "--layout",
+      "simfs",
+    ]);
+    await prolog(node, 45, { context: true });
+    const typo = VPS145.replace("<CPUUNITS>", "<CPUUNIT>").replace("</CPUUNITS>", "</CPUUNIT>");
+    assert.notEqual(typo, VPS145);
+    const r = await node.action("deploy", [`${node.vmDir}45/images/deployment.0`], typo);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trim().split("\n");
+    assert.match(lines[0], /^onevz: CTID 1045 is already used by another container/, r.stderr);
+    // The warnings are still said, after the reason.
+    assert.ok(lines.slice(1).some((l) => /warning: .*CPUUNIT/.test(l)), r.stderr);
+
+    // On success the warnings are all of stderr, as before.
+    await node.tool("vzctl", ["destroy", "1045"]);
+    const ok = await node.action("deploy", [`${node.vmDir}45/images/deployment.0`], typo);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, "1045\n");
+    assert.match(ok.stderr, /^onevz: deploy: warning: .*CPUUNIT/);
+  } finally {
+    await node.cleanup();
+  }
+});
+
 Deno.test("deploy: a failure at any vzctl step is undone (create, set, start)", async () => {
   for (const action of ["create", "set", "start"]) {
     const node = await makeSimNode({ flavour: "ubc" });

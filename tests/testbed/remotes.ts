@@ -1,9 +1,10 @@
 /**
  * DEV LAYOUT of the remotes tree, for the test bed only: bin/onevz is a bash launcher that
  * runs this checkout's main.ts with its Deno. `onevz install` (src/admin/install.ts) lays out
- * the real tree; this stays a stand-in until then. Layout per docs/CONTRACTS.md:
- *   bin/onevz, vmm/ovz/<action> shims, im/ovz.d/probe shim; agentless vmm/ovz_fe/,
- *   im/ovz_fe.d/; plus OpenNebula's own im/run_probes (our copy, tests/testbed/run_probes.sh).
+ * the real tree; this stays a stand-in until then. Layout as docs/ARCHITECTURE.md describes
+ * the remotes tree: bin/onevz, vmm/ovz/<action> shims, im/ovz.d/probe shim; agentless
+ * vmm/ovz_fe/, im/ovz_fe.d/; plus OpenNebula's own im/run_probes (our copy,
+ * tests/testbed/run_probes.sh).
  */
 import { join } from "node:path";
 import { type Bed, DENO, REPO_ROOT } from "./bed.ts";
@@ -21,7 +22,7 @@ export const VMM_ACTIONS = [
 
 export const RUN_PROBES = join(REPO_ROOT, "tests/testbed/run_probes.sh");
 
-/** The shim of CONTRACTS.md: runs bin/onevz under the action's name. */
+/** The entry of docs/ARCHITECTURE.md: runs bin/onevz under the action's name. */
 export function shim(action: string, opts: { agentless?: boolean } = {}): string {
   return [
     "#!/bin/bash",

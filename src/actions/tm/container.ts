@@ -42,9 +42,23 @@ export async function containerOsDisk(
   if (!m) return undefined;
   const [, imagesDir, diskId] = m;
   const deployment = await latestDeployment(host, imagesDir);
-  if (!deployment) return undefined;
-  const xml = await host.readFile(deployment, P);
-  if (!xml || !/^\s*<(TEMPLATE|VM)>/.test(xml)) return undefined;
+  const xml = deployment ? await host.readFile(deployment, P) : null;
+  if (!xml || !/^\s*<(TEMPLATE|VM)>/.test(xml)) {
+    // A container whose files are in R but no deployment copy says which disk is its OS
+    // disk (one deployed before onevz): R/disk.<i> may be the untouched image it was made
+    // from, never to be handed back as the saved disk.
+    const [ct] = await containersUsing(host, `${imagesDir}/private`);
+    if (ct) {
+      throw new OnevzError(
+        `${imagesDir}/private holds the files of container ${ct.ctid}, but ${imagesDir} has ` +
+          `no deployment file (deployment.<n>) to tell whether disk.${diskId} is its OS disk: ` +
+          `not moving disk.${diskId}, which may be the image the container was made from; ` +
+          `copy the VM's deployment file from the front-end (<var>/<vid>/deployment.<n>) ` +
+          `into ${imagesDir} and run the transfer again`,
+      );
+    }
+    return undefined;
+  }
   // The XML parser is loaded only here: most TM lines never need it.
   const { osDiskOf } = await import("../../one/os_disk.ts");
   let os;

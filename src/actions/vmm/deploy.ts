@@ -39,6 +39,7 @@ import {
 import { distNamesFromListing } from "../../ovz/dists.ts";
 import {
   cleanPath,
+  containersUsing,
   DEPLOY_MARK,
   type DeployMark,
   findContainer,
@@ -98,6 +99,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
       const adopt = await hasFiles(host, plan.paths.private)
         ? { scratch: `${plan.paths.images}/.private.onevz-scratch` }
         : undefined;
+      if (adopt) await refuseForeignFiles(host, plan);
       if (adopt) {
         say(
           ctx,
@@ -321,6 +323,22 @@ async function adoptExisting(ctx: CommandContext, host: Host, plan: DeployPlan) 
   );
   if (!status?.running) await host.run(["vzctl", "--quiet", "start", String(plan.ctid)], P);
   return true;
+}
+
+/**
+ * R/private holds files and no config of this CTID names it: adopting them is right for an
+ * orphan private area, but not when another registered container owns them (one deployed
+ * with another CTID, by an older driver): two configs would share one private area.
+ */
+async function refuseForeignFiles(host: Host, plan: DeployPlan) {
+  const [owner] = await containersUsing(host, plan.paths.private);
+  if (!owner) return;
+  throw new OnevzError(
+    `${plan.paths.private} holds the files of container ${owner.ctid}, registered on ` +
+      `${host.name}, but VM ${plan.vmid} gets CTID ${plan.ctid} (VMID + CTID_OFFSET): not ` +
+      `giving those files a second container; set CTID_OFFSET in vmm_ssh_ovz.conf so that ` +
+      `VM ${plan.vmid} gets CTID ${owner.ctid}, or shut the VM down instead of restarting it`,
+  );
 }
 
 /**
