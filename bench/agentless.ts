@@ -68,7 +68,7 @@ interface AgentlessBed {
   stop(): Promise<void>;
 }
 
-async function startAgentlessBed(hosts: string[], work: string): Promise<AgentlessBed> {
+export async function startAgentlessBed(hosts: string[], work: string): Promise<AgentlessBed> {
   // The machine's root ~/.bashrc initialises pyenv (~90 ms per session); a node's login
   // user has no such file, so it is hidden on the simulated nodes (see bench.ts tm-clone).
   const bashrc = `${Deno.env.get("HOME") ?? "/root"}/.bashrc`;
@@ -172,7 +172,7 @@ async function startAgentlessBed(hosts: string[], work: string): Promise<Agentle
   };
 }
 
-async function populate(bed: Bed, host: string, count: number) {
+export async function populate(bed: Bed, host: string, count: number) {
   const r = await bed.ssh(
     host,
     `ovzsim populate ${bed.simRoot} ${count} --first ${FIRST} --ostemplate ${TEMPLATE}`,

@@ -4,6 +4,7 @@
  * the installer. Each implementation module default-exports `(ctx) => Promise<exitCode>`.
  */
 import type { CommandContext } from "./context.ts";
+import { basename } from "../host/posix_path.ts";
 
 /** An option: its type, what it does (for --help) and the name of its value. */
 export interface OptionSpec {
@@ -114,7 +115,7 @@ export const COMMANDS: CommandEntry[] = [
     name: "poll",
     summary: "print the container's state and usage for oned",
     usage: "<deploy_id>",
-    help: "Prints one line: STATE=a|p|e|d USEDMEMORY=<KB> USEDCPU=<%> NETRX=<bytes> " +
+    help: "Prints one line: STATE=a|p|d|- USEDMEMORY=<KB> USEDCPU=<%> NETRX=<bytes> " +
       "NETTX=<bytes>. " + VMM_NOTE,
     minArgs: 1,
     maxArgs: 1,
@@ -350,4 +351,32 @@ export const COMMANDS: CommandEntry[] = [
 
 export function findCommand(name: string): CommandEntry | undefined {
   return COMMANDS.find((c) => c.name === name);
+}
+
+/**
+ * argv[0] as the process was started (a remotes entry named `poll`, or `exec -a poll`): the
+ * first NUL-terminated field of /proc/self/cmdline, which is what Node's process.argv0 reports;
+ * node:process is only loaded where /proc is not mounted.
+ */
+export async function invokedName(): Promise<string> {
+  try {
+    const cmdline = Deno.readFileSync("/proc/self/cmdline");
+    const end = cmdline.indexOf(0);
+    return new TextDecoder().decode(end < 0 ? cmdline : cmdline.subarray(0, end));
+  } catch {
+    return (await import("node:process")).default.argv0;
+  }
+}
+
+/** Resolve the command and its arguments from argv[0] or the first argument. */
+export function resolveInvocation(argv0: string, args: string[]): {
+  command?: CommandEntry;
+  rest: string[];
+  invokedAs: "argv0" | "subcommand" | "none";
+} {
+  const byName = findCommand(basename(argv0));
+  if (byName) return { command: byName, rest: args, invokedAs: "argv0" };
+  if (args.length === 0) return { rest: [], invokedAs: "none" };
+  const [first, ...rest] = args;
+  return { command: findCommand(first), rest, invokedAs: "subcommand" };
 }

@@ -12,6 +12,9 @@
 import { shellQuote } from "../cli/errors.ts";
 import { Host, type RunOptions, type RunResult } from "./host.ts";
 import { LocalHost } from "./local.ts";
+import { isValidHostName, sharedControlDir } from "./control_dir.ts";
+
+export { sharedControlDir };
 
 export interface SshHostOptions {
   /** Remote user (default: the ssh config's or the current user). */
@@ -41,39 +44,6 @@ export function persistSecondsFromEnv(value = Deno.env.get("ONEVZ_SSH_PERSIST"))
   return Number.isInteger(n) && n >= 0 && n <= 86400 ? n : 60;
 }
 
-/**
- * The per-user directory holding shared control sockets, created 0700. Undefined when it
- * cannot be trusted (a symlink, another owner, open to others): a socket there could be
- * someone else's master.
- */
-export function sharedControlDir(): string | undefined {
-  const runtime = Deno.env.get("XDG_RUNTIME_DIR");
-  // A unix socket path must fit in 108 bytes: %C is 40 characters.
-  const base = runtime && runtime.length <= 40 ? runtime : "/tmp";
-  const dir = `${base}/onevz-ssh-${Deno.uid()}`;
-  // Looked at before it is made: an exception (AlreadyExists) costs a poll ~0.5 ms.
-  let st = lstatOrNull(dir);
-  if (st === null) {
-    try {
-      Deno.mkdirSync(dir, { mode: 0o700 });
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AlreadyExists)) return undefined;
-    }
-    st = lstatOrNull(dir);
-  }
-  const private_ = st !== null && st.isDirectory && st.uid === Deno.uid() &&
-    ((st.mode ?? 0) & 0o077) === 0;
-  return private_ ? dir : undefined;
-}
-
-function lstatOrNull(path: string): Deno.FileInfo | null {
-  try {
-    return Deno.lstatSync(path);
-  } catch {
-    return null;
-  }
-}
-
 export class SshHost extends Host {
   readonly name: string;
   private readonly local = new LocalHost({ name: "localhost", useSudo: false });
@@ -88,7 +58,7 @@ export class SshHost extends Host {
 
   constructor(name: string, opts: SshHostOptions = {}) {
     super();
-    if (!/^[A-Za-z0-9_.:\[\]-]+$/.test(name) || name.startsWith("-")) {
+    if (!isValidHostName(name)) {
       throw new Error(`invalid host name: ${JSON.stringify(name)}`);
     }
     this.name = name;

@@ -155,5 +155,10 @@ export async function handOver(host: Host, path: string, imagesDir: string): Pro
 
 /** Message helper for stderr notes (never a line starting with "ExitCode:"). */
 export function note(ctx: CommandContext, text: string): void {
-  ctx.io.err(`onevz: ${text.replace(/^ExitCode:/gm, "ExitCode -")}\n`);
+  ctx.io.err(noteLine(text));
+}
+
+/** A note as written on stderr: one line, never one that oned's driver reads as `ExitCode:`. */
+export function noteLine(text: string): string {
+  return `onevz: ${text.replace(/^ExitCode:/gm, "ExitCode -")}\n`;
 }

@@ -46,8 +46,9 @@ import {
   parseVenetstat,
   parseVestat,
   veidSection,
+  type VestatRow,
 } from "../../ovz/parsers.ts";
-import { ctStatus, deployIdArg, note, readRecord } from "./common.ts";
+import { ctStatus, deployIdArg, note, noteLine, readRecord } from "./common.ts";
 
 export const POLL_SAMPLE = ".onevz-poll.json";
 const INT_MAX = 2147483647;
@@ -66,18 +67,20 @@ export interface PollFiles {
   vestat: string | null;
   venetstat: string | null;
   netDev: string | null;
-  /**
-   * From an agentless snapshot (poll_snapshot.ts): the CT's vestat row at the host's previous
-   * read, the CPU sample kept on the front-end instead of R/.onevz-poll.json ("": none).
-   */
-  previousVestat?: string;
 }
 
 export default async function poll(ctx: CommandContext): Promise<number> {
   const ctid = deployIdArg(ctx.args[0]);
   // Agentless: a running CT is answered from the host's snapshot when there is one.
-  let files = (ctx.mode === "agentless" ? await snapshotFiles(ctx, ctid) : undefined) ??
-    await readPollFiles(ctx.host, ctid);
+  if (ctx.mode === "agentless") {
+    const answer = await snapshotAnswer(ctx, ctid);
+    if (answer) {
+      answer.notes.forEach((line) => ctx.io.err(line));
+      ctx.io.out(answer.reply + "\n");
+      return 0;
+    }
+  }
+  let files = await readPollFiles(ctx.host, ctid);
   if (files.conf === null) {
     await requireObservable(ctx.host, files);
     return print(ctx, "d");
@@ -97,17 +100,29 @@ export default async function poll(ctx: CommandContext): Promise<number> {
     }
     files = await readPollFiles(ctx.host, ctid, true); // it started since the first read
   }
-  const values = {
-    USEDMEMORY: memoryKb(files, ctid),
-    USEDCPU: Math.round(await cpu(ctx, ct, files)),
-    ...network(files, ct),
-  };
-  return print(ctx, "a", values);
+  const row = vestatRow(files, ctid);
+  const cpu = row ? await cpuAgainstSample(ctx, ct, row) : 0;
+  return print(ctx, "a", runningValues(ct, files, cpu));
 }
 
-async function snapshotFiles(ctx: CommandContext, ctid: number) {
-  const { snapshotPollFiles } = await import("./poll_snapshot.ts");
-  return snapshotPollFiles(ctx, ctid);
+/**
+ * poll's answer for a running container from files already read, its CPU measured against
+ * the vestat row of an earlier read ("": none, the average since start): what the agentless
+ * snapshot keeps for each running container (poll_snapshot.ts).
+ */
+export function runningReply(
+  ct: ContainerInfo,
+  files: PollFiles,
+  previousVestat: string,
+): { reply: string; notes: string[] } {
+  const row = vestatRow(files, ct.ctid);
+  const cpu = row ? cpuPercent(row, parseVestat(previousVestat).get(ct.ctid)) : 0;
+  return formatReply("a", runningValues(ct, files, cpu));
+}
+
+async function snapshotAnswer(ctx: CommandContext, ctid: number) {
+  const { snapshotAnswer } = await import("./poll_snapshot.ts");
+  return snapshotAnswer(ctx, ctid);
 }
 
 async function readPollFiles(host: Host, ctid: number, runningPerVzctl = false) {
@@ -171,17 +186,33 @@ async function requireObservable(host: Host, files: PollFiles) {
 }
 
 function print(ctx: CommandContext, state: string, values?: Record<string, number>): number {
+  const { reply, notes } = formatReply(state, values);
+  notes.forEach((line) => ctx.io.err(line));
+  ctx.io.out(reply + "\n");
+  return 0;
+}
+
+/** The stdout line (without its newline) and the stderr notes of an answer. */
+function formatReply(state: string, values?: Record<string, number>) {
   const parts = [`STATE=${state}`];
+  const notes: string[] = [];
   for (const [key, raw] of Object.entries(values ?? {})) {
     let v = Number.isFinite(raw) && raw > 0 ? Math.trunc(raw) : 0;
     if (v > INT_MAX) {
-      note(ctx, `${key}=${v} exceeds what oned can read; reported as ${INT_MAX}`);
+      notes.push(noteLine(`${key}=${v} exceeds what oned can read; reported as ${INT_MAX}`));
       v = INT_MAX;
     }
     parts.push(`${key}=${v}`);
   }
-  ctx.io.out(parts.join(" ") + "\n");
-  return 0;
+  return { reply: parts.join(" "), notes };
+}
+
+function runningValues(ct: ContainerInfo, files: PollFiles, cpu: number) {
+  return { USEDMEMORY: memoryKb(files, ct.ctid), USEDCPU: Math.round(cpu), ...network(files, ct) };
+}
+
+function vestatRow(files: PollFiles, ctid: number) {
+  return files.vestat ? parseVestat(veidSection(files.vestat, ctid)).get(ctid) : undefined;
 }
 
 function memoryKb(files: PollFiles, ctid: number): number {
@@ -194,14 +225,9 @@ function memoryKb(files: PollFiles, ctid: number): number {
   return held * 4;
 }
 
-async function cpu(ctx: CommandContext, ct: ContainerInfo, files: PollFiles) {
+/** CPU % against the sample the previous poll kept in R (node mode, snapshot off). */
+async function cpuAgainstSample(ctx: CommandContext, ct: ContainerInfo, row: VestatRow) {
   const host = ctx.host;
-  const vestat = files.vestat;
-  const row = vestat ? parseVestat(veidSection(vestat, ct.ctid)).get(ct.ctid) : undefined;
-  if (!row) return 0;
-  if (files.previousVestat !== undefined) {
-    return cpuPercent(row, parseVestat(files.previousVestat).get(ct.ctid));
-  }
   const samplePath = `${ct.imagesDir}/${POLL_SAMPLE}`;
   let prev: { uptime: bigint; used: bigint } | undefined;
   try {

@@ -22,20 +22,34 @@
  *  - CPU: each container's vestat row from the host's previous read is kept in the snapshot,
  *    so USEDCPU is the use between the host's last two reads, with no per-VM sample written
  *    over ssh.
- * The state decision and the values stay poll.ts's: this module only hands it the same
- * PollFiles a direct read would give, for one running container.
+ * The state decision and the values stay poll.ts's: when the node is read, each running
+ * container's answer is worked out by poll.ts's own functions from the same PollFiles a direct
+ * read would give; poll_window.ts reads the answers back (main.ts answers from there first).
  */
 import type { CommandContext } from "../../cli/context.ts";
 import type { Host } from "../../host/host.ts";
-import { sharedControlDir } from "../../host/ssh.ts";
+import { confPathFor, describeContainer } from "../../ovz/container.ts";
 import { netifHostNames, parseVeinfo, parseVenetstat, parseVzConf } from "../../ovz/parsers.ts";
-import type { PollFiles } from "./poll.ts";
+import { type PollFiles, runningReply } from "./poll.ts";
+import {
+  entryOf,
+  FORMAT,
+  freshSnapshot,
+  parseHeader,
+  type Place,
+  placeOf,
+  readText,
+  type SnapshotEntry,
+  type SnapshotHeader,
+  windowSetting,
+} from "./poll_window.ts";
 
 /** Window when neither ONEVZ_POLL_WINDOW nor oned's VM_POLLING_INTERVAL says otherwise, s. */
 export const DEFAULT_WINDOW_SECONDS = 60;
 /** A fetch that takes longer is abandoned (the poll then reads the node directly). */
 const FETCH_TIMEOUT_MS = 60_000;
-const FORMAT = "onevz-poll-snapshot 1";
+/** Begins and ends the node script's output (a cut-short read lacks the end). */
+const NODE_MARK = "onevz-poll-snapshot 1";
 
 /**
  * Runs on the node (POSIX sh; the only values passed in are positional: the sysroot). One
@@ -49,7 +63,7 @@ if [ "$(id -u)" = 0 ]; then S=; else S="sudo -n"; fi
 if [ -e "$P/proc/vz/vswap" ] || [ -L "$P/proc/vz/vswap" ]; then K=vswap; else K=ubc; fi
 B=$P/proc/bc/resources
 [ -e "$B" ] || B=$P/proc/user_beancounters
-echo "${FORMAT} kernel=$K"
+echo "${NODE_MARK} kernel=$K"
 $S tail -v -n +1 -- "$P/proc/vz/veinfo" "$P/proc/vz/vestat" "$P/proc/vz/venetstat" \\
   "$P/proc/net/dev" "$B" "$P"/etc/vz/conf/[0-9]*.conf | awk '
 /^==> .* <==$/ { f = $0; print; next }
@@ -62,158 +76,25 @@ f ~ /(\\/bc\\/resources|\\/user_beancounters) <==$/ {
   next
 }
 NF > 0 { gsub(/[ \\t]+/, " "); print }'
-echo "${FORMAT} end"
+echo "${NODE_MARK} end"
 `;
 
-/** One running container's part of a snapshot: poll's PollFiles, cut to its own rows. */
-interface SnapshotEntry {
-  conf: string;
-  beancounters: string;
-  vestat: string;
-  venetstat: string;
-  netDev: string;
-  /** Its vestat row at the host's previous read ("" when that read did not list it). */
-  previousVestat: string;
-}
-
-interface SnapshotHeader {
-  format: string;
-  /** Which node this is (name, ssh config, sysroot, ssh program): see snapshotKey. */
-  identity: string;
-  /** When the read started (ms since the epoch): anything changed before it is in it. */
-  readAt: number;
-  expiresAt: number;
-  vswap: boolean;
-}
-
-interface Place {
-  identity: string;
-  snapshot: string;
-  lock: string;
-  /** Holds the time of the last action on the host: a snapshot read before it is stale. */
-  changed: string;
-}
-
-/** The window in seconds (0: off), from ONEVZ_POLL_WINDOW; undefined when unset. */
-export function windowSetting(value: string | undefined): number | undefined {
-  if (value === undefined || value.trim() === "") return undefined;
-  const n = Number(value);
-  return Number.isFinite(n) && n >= 0 ? Math.min(n, 86400) : undefined;
-}
-
-/** What identifies the node behind a host name: another ssh config or sysroot is another node. */
-function placeOf(ctx: CommandContext, hostName: string): Place | undefined {
-  const dir = sharedControlDir();
-  if (!dir) return undefined; // no private directory: no snapshot (never a shared one)
-  const identity = JSON.stringify([
-    hostName,
-    ctx.env("ONEVZ_SSH_CONFIG") ?? "",
-    ctx.env("ONEVZ_NODE_SYSROOT") ?? "",
-    ctx.env("ONEVZ_SSH") ?? "",
-  ]);
-  const safe = hostName.replace(/[^A-Za-z0-9_.-]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
-  const base = `${dir}/poll-${safe}-${fnv1a(identity)}`;
-  return {
-    identity,
-    snapshot: `${base}.snapshot`,
-    lock: `${base}.lock`,
-    changed: `${base}.changed`,
-  };
-}
-
-/** 32-bit FNV-1a, hex: a short, stable file-name part (the full identity is checked inside). */
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
-}
-
-function readText(path: string): string | null {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return null;
-  }
-}
-
-function parseHeader(text: string | null): SnapshotHeader | undefined {
-  if (text === null) return undefined;
-  const eol = text.indexOf("\n");
-  try {
-    const h = JSON.parse(eol < 0 ? text : text.slice(0, eol)) as SnapshotHeader;
-    return h.format === FORMAT ? h : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The snapshot answers now: same node, inside its window, read after the last action. */
-function isFresh(
-  h: SnapshotHeader | undefined,
-  place: Place,
-  windowSeconds: number | undefined,
-): boolean {
-  if (!h || h.identity !== place.identity) return false;
-  const now = Date.now();
-  if (now < h.readAt || now >= h.expiresAt) return false;
-  if (windowSeconds !== undefined && now >= h.readAt + windowSeconds * 1000) return false;
-  const changed = Number(readText(place.changed) ?? "0");
-  return !(changed >= h.readAt); // also stale when the mark cannot be read as a time
-}
-
-function entryOf(text: string, ctid: number): SnapshotEntry | undefined {
-  const key = `\n${ctid} `;
-  const at = text.indexOf(key);
-  if (at < 0) return undefined;
-  const end = text.indexOf("\n", at + key.length);
-  try {
-    return JSON.parse(text.slice(at + key.length, end < 0 ? text.length : end));
-  } catch {
-    return undefined;
-  }
-}
-
-function filesOf(entry: SnapshotEntry, vswap: boolean): PollFiles {
-  return {
-    conf: entry.conf,
-    // The snapshot lists only containers the kernel shows running: an observable OpenVZ kernel.
-    kernel: true,
-    running: true,
-    beancounters: entry.beancounters,
-    ownBeancounters: false,
-    vswap,
-    vestat: entry.vestat,
-    venetstat: entry.venetstat,
-    netDev: entry.netDev,
-    previousVestat: entry.previousVestat,
-  };
-}
-
 /**
- * PollFiles for a container the host's snapshot lists as running, fetching the snapshot first
- * when there is no fresh one; undefined when the snapshot is off, cannot be had, or does not
- * list the container as running (poll then reads the node itself).
+ * The answer for a container the host's snapshot lists as running, fetching the snapshot
+ * first when there is no fresh one; undefined when the snapshot is off, cannot be had, or
+ * does not list the container as running (poll then reads the node itself).
  */
-export async function snapshotPollFiles(
+export async function snapshotAnswer(
   ctx: CommandContext,
   ctid: number,
-): Promise<PollFiles | undefined> {
+): Promise<SnapshotEntry | undefined> {
   const windowSeconds = windowSetting(ctx.env("ONEVZ_POLL_WINDOW"));
   if (windowSeconds === 0) return undefined;
-  const place = placeOf(ctx, ctx.host.name);
+  const place = placeOf(ctx.env, ctx.host.name);
   if (!place) return undefined;
-  let text = readText(place.snapshot);
-  let header = parseHeader(text);
-  if (!isFresh(header, place, windowSeconds)) {
-    const fetched = await fetchOnce(ctx, place, windowSeconds);
-    if (!fetched) return undefined;
-    [text, header] = fetched;
-  }
-  const entry = entryOf(text!, ctid);
-  return entry ? filesOf(entry, header!.vswap) : undefined;
+  const text = freshSnapshot(place, windowSeconds) ??
+    await fetchOnce(ctx, place, windowSeconds);
+  return text === undefined ? undefined : entryOf(text, ctid);
 }
 
 /** Fetch under the host's lock, unless the poll that held it before us just did. */
@@ -221,7 +102,7 @@ async function fetchOnce(
   ctx: CommandContext,
   place: Place,
   windowSeconds: number | undefined,
-): Promise<[string, SnapshotHeader] | undefined> {
+): Promise<string | undefined> {
   let lock: Deno.FsFile;
   try {
     lock = Deno.openSync(place.lock, { read: true, write: true, create: true, mode: 0o600 });
@@ -230,9 +111,9 @@ async function fetchOnce(
   }
   try {
     await lock.lock(true);
+    const fresh = freshSnapshot(place, windowSeconds);
+    if (fresh !== undefined) return fresh;
     const previous = readText(place.snapshot);
-    const header = parseHeader(previous);
-    if (isFresh(header, place, windowSeconds)) return [previous!, header!];
     const readAt = Date.now();
     const output = await readNode(ctx.host);
     if (output === undefined) return undefined;
@@ -246,17 +127,16 @@ async function fetchOnce(
       identity: place.identity,
       readAt,
       expiresAt: readAt + window * 1000,
-      vswap: output.vswap,
     };
     // The previous read of this node, even when stale: its vestat rows are the CPU samples.
-    const earlier = header?.identity === place.identity ? previous! : "";
-    const text = buildSnapshot(built, output, earlier);
+    const earlier = parseHeader(previous)?.identity === place.identity ? previous! : "";
+    const text = buildSnapshot(ctx.host, built, output, earlier);
     writePrivate(place.snapshot, text);
     try {
       // The mark exists from the first fetch on, so a fresh-check never meets a missing file.
       Deno.writeTextFileSync(place.changed, "0", { createNew: true, mode: 0o600 });
     } catch { /* already there */ }
-    return [text, built];
+    return text;
   } catch {
     return undefined;
   } finally {
@@ -316,12 +196,12 @@ async function readNode(host: Host): Promise<NodeTables | undefined> {
 export function parseNodeOutput(out: string, sysroot: string): NodeTables | undefined {
   const lines = out.split("\n");
   const first = /^onevz-poll-snapshot 1 kernel=(vswap|ubc)$/.exec(lines[0] ?? "");
-  if (!first || !lines.includes(`${FORMAT} end`)) return undefined; // cut short
+  if (!first || !lines.includes(`${NODE_MARK} end`)) return undefined; // cut short
   const root = sysroot.replace(/\/+$/, "");
   const files = new Map<string, string[]>();
   let current: string[] | undefined;
   for (const line of lines.slice(1)) {
-    if (line === `${FORMAT} end`) break;
+    if (line === `${NODE_MARK} end`) break;
     const h = /^==> (.*) <==$/.exec(line);
     if (h) {
       files.set(h[1], current = []);
@@ -396,8 +276,18 @@ function venetSums(row: string | undefined, ctid: number): string {
   return c ? `${ctid} ${c.rxBytes}/${c.txBytes}` : "";
 }
 
-/** The snapshot file: a header line, then one `<ctid> <json>` line per running container. */
-function buildSnapshot(header: SnapshotHeader, t: NodeTables, previous: string): string {
+/**
+ * The snapshot file (poll_window.ts): a header line, then one `<ctid> <json>` line per running
+ * container, holding poll's answer for it as poll.ts works it out from these tables. A
+ * container whose answer cannot be worked out (its config unreadable as one) is left out: its
+ * poll then reads the node and says why.
+ */
+function buildSnapshot(
+  host: Host,
+  header: SnapshotHeader,
+  t: NodeTables,
+  previous: string,
+): string {
   const vestat = rowsById(t.vestat);
   const venetstat = rowsById(t.venetstat);
   const bc = blocksById(t.beancounters);
@@ -412,15 +302,27 @@ function buildSnapshot(header: SnapshotHeader, t: NodeTables, previous: string):
     const conf = t.confs.get(ctid);
     if (ctid === 0 || conf === undefined) continue;
     const veths = netifHostNames(parseVzConf(conf).NETIF);
-    const entry: SnapshotEntry = {
+    const files: PollFiles = {
       conf,
+      // Listed by the kernel as running: an observable OpenVZ kernel.
+      kernel: true,
+      running: true,
       beancounters: bc.get(ctid) ?? "",
+      ownBeancounters: false,
+      vswap: t.vswap,
       vestat: vestat.get(ctid) ?? "",
       venetstat: venetSums(venetstat.get(ctid), ctid),
       netDev: veths.map((v) => netDev.get(v)).filter((l) => l !== undefined).join("\n"),
-      // After a restart its uptime went back: cpuPercent then reports the average since start.
-      previousVestat: before.get(ctid) ?? "",
     };
+    let answer;
+    try {
+      const ct = describeContainer(ctid, confPathFor(host, ctid), conf);
+      // After a restart its uptime went back: the CPU figure is then the average since start.
+      answer = runningReply(ct, files, before.get(ctid) ?? "");
+    } catch {
+      continue;
+    }
+    const entry: SnapshotEntry = { ...answer, vestat: files.vestat ?? "" };
     out.push(`${ctid} ${JSON.stringify(entry)}`);
   }
   return out.join("\n") + "\n";
@@ -439,7 +341,7 @@ export function markHostsChanged(ctx: CommandContext, action: string): void {
   for (const name of hosts) {
     let place: Place | undefined;
     try {
-      place = placeOf(ctx, name);
+      place = placeOf(ctx.env, name);
     } catch {
       continue;
     }
