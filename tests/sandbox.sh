@@ -11,8 +11,19 @@
 set -u
 dir=$1
 shift
+# A checkout under /tmp (a clone made there) stays where it is inside the run's own /tmp: its
+# first component there is the checkout's, not something the tests left.
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+kept=""
 if [ "$$" = 1 ]; then
-  mount --bind "$dir/tmp" /tmp || exit 97
+  case "$root/" in
+  /tmp/*)
+    inside=${root#/tmp/}
+    kept=${inside%%/*}
+    mkdir -p "$dir/tmp/$inside" && mount --bind "$root" "$dir/tmp/$inside" || exit 97
+    ;;
+  esac
+  mount --rbind "$dir/tmp" /tmp || exit 97
   export TMPDIR=/tmp
 else
   export TMPDIR=$dir/tmp
@@ -44,8 +55,10 @@ if [ "$$" = 1 ]; then
     sleep 0.1
   done
 fi
-while IFS= read -r -d '' f; do left+=("file in /tmp: ${f#"$TMPDIR"/}"); done \
-  < <(find "$TMPDIR" -mindepth 1 -maxdepth 1 -print0)
+while IFS= read -r -d '' f; do
+  [ -n "$kept" ] && [ "$f" = "$TMPDIR/$kept" ] && continue
+  left+=("file in /tmp: ${f#"$TMPDIR"/}")
+done < <(find "$TMPDIR" -mindepth 1 -maxdepth 1 -print0)
 # Sockets left in the runtime directory: an ssh master that outlived its test.
 while IFS= read -r -d '' f; do left+=("socket: ${f#"$dir"/}"); done \
   < <(find "$XDG_RUNTIME_DIR" -type s -print0)
