@@ -6,7 +6,7 @@
  * end-to-end family (tests/e2e/poll_snapshot.test.ts) makes them through real ssh.
  */
 import assert from "node:assert/strict";
-import { runningReply } from "../../src/actions/vmm/poll.ts";
+import { runningReply } from "../../src/actions/vmm/poll_answer.ts";
 import {
   answerForArgs,
   FORMAT,

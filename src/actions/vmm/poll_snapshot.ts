@@ -30,7 +30,7 @@ import type { CommandContext } from "../../cli/context.ts";
 import type { Host } from "../../host/host.ts";
 import { confPathFor, describeContainer } from "../../ovz/container.ts";
 import { netifHostNames, parseVeinfo, parseVenetstat, parseVzConf } from "../../ovz/parsers.ts";
-import { type PollFiles, runningReply } from "./poll.ts";
+import { type PollFiles, runningReply } from "./poll_answer.ts";
 import {
   entryOf,
   FORMAT,
