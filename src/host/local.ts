@@ -141,18 +141,7 @@ export class LocalHost extends Host {
     opts: { privileged?: boolean; mode?: number } = {},
   ) {
     if (!this.direct(opts)) return super.writeFileAtomic(path, data, opts);
-    const tmp = `${path}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
-    try {
-      const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-      Deno.writeFileSync(tmp, bytes, { mode: opts.mode ?? 0o644 });
-      if (opts.mode !== undefined) Deno.chmodSync(tmp, opts.mode);
-      Deno.renameSync(tmp, path);
-    } catch (e) {
-      try {
-        Deno.removeSync(tmp);
-      } catch { /* never written */ }
-      throw e;
-    }
+    writeFileAtomicSync(path, data, opts.mode);
   }
 
   override async mkdirp(path: string, opts: { privileged?: boolean; mode?: number } = {}) {
@@ -230,5 +219,24 @@ async function readRegularLocal(
     return buf.slice(0, n);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * Write a file here under a temporary name beside it, then rename it into place: a reader sees
+ * the old contents or the new, never part of them. With a mode, the file gets exactly that mode.
+ */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode?: number) {
+  const tmp = `${path}.onevz-tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    Deno.writeFileSync(tmp, bytes, { mode: mode ?? 0o644 });
+    if (mode !== undefined) Deno.chmodSync(tmp, mode);
+    Deno.renameSync(tmp, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never written */ }
+    throw e;
   }
 }

@@ -28,6 +28,7 @@
  */
 import type { CommandContext } from "../../cli/context.ts";
 import type { Host } from "../../host/host.ts";
+import { writeFileAtomicSync } from "../../host/local.ts";
 import { confPathFor, describeContainer } from "../../ovz/container.ts";
 import { netifHostNames, parseVeinfo, parseVenetstat, parseVzConf } from "../../ovz/parsers.ts";
 import { type PollFiles, runningReply } from "./poll_answer.ts";
@@ -131,7 +132,7 @@ async function fetchOnce(
     // The previous read of this node, even when stale: its vestat rows are the CPU samples.
     const earlier = parseHeader(previous)?.identity === place.identity ? previous! : "";
     const text = buildSnapshot(ctx.host, built, output, earlier);
-    writePrivate(place.snapshot, text);
+    writeFileAtomicSync(place.snapshot, text, 0o600);
     try {
       // The mark exists from the first fetch on, so a fresh-check never meets a missing file.
       Deno.writeTextFileSync(place.changed, "0", { createNew: true, mode: 0o600 });
@@ -150,19 +151,6 @@ function pollingInterval(ctx: CommandContext): number | undefined {
   const text = readText(loc ? `${loc}/var/config` : "/var/lib/one/config");
   const m = text === null ? null : /^\s*VM_POLLING_INTERVAL\s*=\s*"?(\d+)"?\s*$/m.exec(text);
   return m && Number(m[1]) > 0 ? Number(m[1]) : undefined;
-}
-
-function writePrivate(path: string, text: string) {
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    Deno.writeTextFileSync(tmp, text, { mode: 0o600 });
-    Deno.renameSync(tmp, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* never written */ }
-    throw e;
-  }
 }
 
 // ------------------------------------------------------------------------ reading the node
@@ -347,7 +335,7 @@ export function markHostsChanged(ctx: CommandContext, action: string): void {
     }
     if (!place) continue;
     try {
-      writePrivate(place.changed, String(Date.now()));
+      writeFileAtomicSync(place.changed, String(Date.now()), 0o600);
     } catch {
       // No mark could be written: then no snapshot may stay either.
       try {
