@@ -355,7 +355,10 @@ Deno.test("deploy: the administrator's same-named template is never used or touc
     await node.tool("vzctl", ["destroy", "1045"]);
     // Another image of the same NAME (a saved disk, a new version, another tenant's).
     await Deno.remove(`${images}/disk.0`);
-    await Deno.writeFile(`${images}/disk.0`, await makeTemplateTarball("bz2"));
+    await Deno.writeFile(
+      `${images}/disk.0`,
+      await makeTemplateTarball("bz2", { "etc/version": "2\n" }),
+    );
     const other = await node.action("deploy", [`${images}/deployment.2`], doc);
     assert.equal(other.code, 0, other.stderr);
     assert.equal(await Deno.readTextFile(admins), "the administrator's own template");

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { makeSimNode, makeTemplateTarball, run, type SimNode } from "../helpers/simnode.ts";
+import { makeSimNode, makeTemplateTarball, type SimNode } from "../helpers/simnode.ts";
 import { simVm, TEMPLATES } from "./fault_node.ts";
 
 const OPTS = { sanitizeOps: false, sanitizeResources: false } as const;
@@ -201,21 +201,12 @@ Deno.test({
       scenarios++;
 
       // Different bytes under the same NAME (two tenants, two versions) at once: both deploy,
-      // each container from its own image, each under a name of its own. (Each image has a
-      // file of its own: two tarballs made within one second are byte-identical.)
-      const withMarker = async (file: string) => {
-        const d = await Deno.makeTempDir();
-        await Deno.writeFile(`${node.dir}/x`, await makeTemplateTarball("gz"));
-        await run("tar", ["-xzf", `${node.dir}/x`, "-C", d]);
-        await Deno.remove(`${node.dir}/x`);
-        await Deno.writeTextFile(`${d}/etc/${file}`, "other\n");
-        await run("tar", ["-czf", `${d}.tgz`, "-C", d, "."]);
-        const b = await Deno.readFile(`${d}.tgz`);
-        await Deno.remove(d, { recursive: true });
-        await Deno.remove(`${d}.tgz`);
-        return b;
-      };
-      const imgs = [await withMarker("version-73"), await withMarker("marker")];
+      // each container from its own image, each under a name of its own (each image has a
+      // file of its own).
+      const imgs = [
+        await makeTemplateTarball("gz", { "etc/version-73": "other\n" }),
+        await makeTemplateTarball("gz", { "etc/marker": "other\n" }),
+      ];
       await prolog(node, 73, imgs[0]);
       await prolog(node, 74, imgs[1]);
       const rs = await Promise.all(

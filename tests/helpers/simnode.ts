@@ -117,7 +117,14 @@ export async function runEpilog(
 }
 
 /** A small but real OS template tarball (compressed as asked), as bytes. */
-export async function makeTemplateTarball(compress: "gz" | "bz2" | "xz" | "none" = "bz2") {
+/**
+ * A minimal CentOS 5 OS template. Two made within one second are byte-identical (tar keeps
+ * whole seconds): `files` (path inside the template → contents) makes one that differs.
+ */
+export async function makeTemplateTarball(
+  compress: "gz" | "bz2" | "xz" | "none" = "bz2",
+  files: Record<string, string> = {},
+) {
   const d = await Deno.makeTempDir({ prefix: "onevz-tpl-" });
   await Deno.mkdir(`${d}/t/etc/rc.d`, { recursive: true });
   await Deno.mkdir(`${d}/t/sbin`, { recursive: true });
@@ -125,6 +132,9 @@ export async function makeTemplateTarball(compress: "gz" | "bz2" | "xz" | "none"
   await Deno.writeTextFile(`${d}/t/etc/redhat-release`, "CentOS release 5.11 (Final)\n");
   await Deno.writeTextFile(`${d}/t/etc/rc.d/rc.local`, "#!/bin/sh\ntouch /var/lock/subsys/local\n");
   await Deno.writeTextFile(`${d}/t/sbin/init`, "#!/bin/sh\n");
+  for (const [path, text] of Object.entries(files)) {
+    await Deno.writeTextFile(`${d}/t/${path}`, text);
+  }
   const flag = { gz: "-z", bz2: "-j", xz: "-J", none: "" }[compress];
   const args = [
     "--numeric-owner",
