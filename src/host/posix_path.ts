@@ -1,7 +1,8 @@
 /**
  * POSIX path helpers for paths on any host (front-end or node), without loading node:path:
  * the transfer-manager actions start for every line of a transfer script, and node:path costs
- * them a few milliseconds of start-up. Same results as node:path's posix functions.
+ * them a few milliseconds of start-up. Same results as node:path's posix functions, where it
+ * has one.
  */
 
 /** Collapse `//`, `.` and `..` (never above the root of an absolute path). */
@@ -41,4 +42,13 @@ export function dirname(path: string): string {
 export function basename(path: string): string {
   const p = path.replace(/(?<=.)\/+$/, "");
   return p === "/" ? "" : p.slice(p.lastIndexOf("/") + 1);
+}
+
+/**
+ * Collapse repeated slashes and drop a trailing one, leaving `.` and `..` alone (oned's paths
+ * hold `//`): the form two paths are compared in.
+ */
+export function squeezeSlashes(p: string): string {
+  const s = p.replace(/\/{2,}/g, "/");
+  return s.length > 1 ? s.replace(/\/$/, "") : s;
 }

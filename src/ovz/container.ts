@@ -9,7 +9,7 @@
  */
 import { OnevzError } from "../cli/errors.ts";
 import type { Host } from "../host/host.ts";
-import { dirname } from "../host/posix_path.ts";
+import { dirname, squeezeSlashes } from "../host/posix_path.ts";
 import { expandVeid, parseVzConf } from "./parsers.ts";
 
 export {
@@ -110,9 +110,6 @@ export async function latestDeployment(host: Host, imagesDir: string): Promise<s
   return best < 0 ? null : `${imagesDir}/deployment.${best}`;
 }
 
-/** Collapse repeated slashes and drop a trailing one (oned's paths hold `//`). */
-export const cleanPath = (p: string) => p.replace(/\/+/g, "/").replace(/(?<=.)\/$/, "");
-
 /**
  * The containers registered on the node (a CTID.conf) whose private area lies in `dir` (or is
  * `dir`): what deleting or moving `dir` would take from them. Configs that cannot be read as
@@ -124,14 +121,14 @@ export async function containersUsing(host: Host, dir: string): Promise<Containe
   if (names.length === 0) return [];
   const paths = names.map((n) => `${confDir}/${n}`);
   const texts = await host.readFiles(paths, { privileged: true });
-  const root = cleanPath(dir);
+  const root = squeezeSlashes(dir);
   const found: ContainerInfo[] = [];
   names.forEach((name, i) => {
     const text = texts[i];
     if (text === null) return;
     try {
       const ct = describeContainer(Number(name.slice(0, -5)), paths[i], text);
-      const priv = cleanPath(ct.privateDir);
+      const priv = squeezeSlashes(ct.privateDir);
       if (priv === root || priv.startsWith(root === "/" ? "/" : root + "/")) found.push(ct);
     } catch { /* not a usable container config */ }
   });

@@ -14,7 +14,7 @@ import type { CommandContext } from "../../cli/context.ts";
 import { CommandError, OnevzError, shellQuote } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import { LocalHost } from "../../host/local.ts";
-import { basename, dirname, join } from "../../host/posix_path.ts";
+import { basename, dirname, join, squeezeSlashes } from "../../host/posix_path.ts";
 import { SshHost } from "../../host/ssh.ts";
 
 export { CACHE_DIR_NAME } from "../../ovz/caches.ts";
@@ -29,12 +29,6 @@ export interface TmArg {
   path: string;
   /** True when the path lives on this machine (front-end). */
   local: boolean;
-}
-
-/** Collapse repeated slashes and drop a trailing slash (oned's VM_DIR ends in "/"). */
-export function normalizePath(p: string): string {
-  const s = p.replace(/\/{2,}/g, "/");
-  return s.length > 1 ? s.replace(/\/$/, "") : s;
 }
 
 /** Names under which this front-end appears in transfer scripts (gethostname(), localhost). */
@@ -75,7 +69,7 @@ export function requireAbsolute(path: string, what: string): string {
     throw new OnevzError(`${what} '${path}' contains '.' or '..' segments`);
   }
   if (/[\n\r\0]/.test(path)) throw new OnevzError(`${what} contains a control character`);
-  return normalizePath(path);
+  return squeezeSlashes(path);
 }
 
 /** The Host a transfer argument lives on. Nodes are reached over ssh. */
@@ -97,7 +91,7 @@ export async function closeHosts(...hosts: Host[]) {
 export function splitVmPath(
   path: string,
 ): { vmDir: string; vid: string; rest: string } | undefined {
-  const m = /^(\/.*?)\/(\d+)\/(images(?:\/.*)?)$/.exec(normalizePath(path));
+  const m = /^(\/.*?)\/(\d+)\/(images(?:\/.*)?)$/.exec(squeezeSlashes(path));
   if (!m || m[1] === "") return undefined;
   return { vmDir: m[1], vid: m[2], rest: m[3] };
 }
@@ -107,7 +101,7 @@ export async function configuredVmDir(
   env: (k: string) => string | undefined,
 ): Promise<string | undefined> {
   const fromEnv = env("ONEVZ_VM_DIR");
-  if (fromEnv) return normalizePath(fromEnv);
+  if (fromEnv) return squeezeSlashes(fromEnv);
   const oneLocation = env("ONE_LOCATION");
   const config = oneLocation ? `${oneLocation}/var/config` : "/var/lib/one/config";
   let text: string;
@@ -118,7 +112,7 @@ export async function configuredVmDir(
   }
   for (const line of text.split("\n")) {
     const m = /^\s*VM_DIR\s*=\s*"?([^"\s]+)"?\s*$/.exec(line);
-    if (m) return normalizePath(m[1]);
+    if (m) return squeezeSlashes(m[1]);
   }
   return undefined;
 }
@@ -314,7 +308,7 @@ export function tarExtract(dir: string, extra: string[] = []): string[] {
 
 /** Join for node paths (never touches the local file system). */
 export function nodeJoin(...parts: string[]): string {
-  return normalizePath(join(...parts));
+  return squeezeSlashes(join(...parts));
 }
 
 /** Does a remote/local run fail only because the path is missing? Helper for messages. */

@@ -6,12 +6,8 @@
  */
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
-import {
-  cleanPath,
-  type ContainerInfo,
-  containersUsing,
-  latestDeployment,
-} from "../../ovz/container.ts";
+import { squeezeSlashes } from "../../host/posix_path.ts";
+import { type ContainerInfo, containersUsing, latestDeployment } from "../../ovz/container.ts";
 import { parseVzctlStatus, type VzctlStatus } from "../../ovz/parsers.ts";
 
 const P = { privileged: true } as const;
@@ -38,7 +34,7 @@ export async function containerOsDisk(
   host: Host,
   path: string,
 ): Promise<ContainerDisk | undefined> {
-  const m = /^(\/.*\/\d+\/images)\/disk\.(\d+)$/.exec(cleanPath(path));
+  const m = /^(\/.*\/\d+\/images)\/disk\.(\d+)$/.exec(squeezeSlashes(path));
   if (!m) return undefined;
   const [, imagesDir, diskId] = m;
   const deployment = await latestDeployment(host, imagesDir);

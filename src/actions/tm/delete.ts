@@ -10,8 +10,8 @@
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
+import { squeezeSlashes } from "../../host/posix_path.ts";
 import {
-  cleanPath,
   type ContainerInfo,
   containersUsing,
   findContainer,
@@ -25,7 +25,6 @@ import {
   closeHosts,
   configuredVmDir,
   hostFor,
-  normalizePath,
   parseTmArg,
   runTm,
   type TmLog,
@@ -40,8 +39,8 @@ export function deleteRefusal(path: string, vmDir: string): string | undefined {
   if (/[\n\r\0]/.test(path)) return "the path contains a control character";
   const segs = path.split("/");
   if (segs.some((s) => s === ".." || s === ".")) return `'${path}' contains '.' or '..' segments`;
-  const root = normalizePath(vmDir);
-  const p = normalizePath(path);
+  const root = squeezeSlashes(vmDir);
+  const p = squeezeSlashes(path);
   if (root === "/" || !root.startsWith("/")) return `VM_DIR '${vmDir}' is not usable`;
   if (!p.startsWith(root + "/") || p === root) {
     return `'${path}' is not inside VM_DIR ${root}`;
@@ -63,7 +62,7 @@ export default function (ctx: CommandContext): Promise<number> {
     }
     const refusal = deleteRefusal(arg.path, vmDir);
     if (refusal) throw new OnevzError(`refusing to delete: ${refusal}`);
-    const path = normalizePath(arg.path);
+    const path = squeezeSlashes(arg.path);
     const node = hostFor(arg);
     try {
       if (!(await node.exists(path, P))) {
@@ -94,7 +93,7 @@ async function retire(node: Host, ct: ContainerInfo, path: string, waitS: number
   for (;;) {
     const state = await withContainerLock(node, ct.imagesDir, "tm-delete", async () => {
       const now = await findContainer(node, ct.ctid);
-      if (!now || cleanPath(now.privateDir) !== cleanPath(ct.privateDir)) return "gone";
+      if (!now || squeezeSlashes(now.privateDir) !== squeezeSlashes(ct.privateDir)) return "gone";
       const st = await vzctlStatus(node, ct.ctid);
       if (!st) throw new OnevzError(`cannot read the state of container ${ct.ctid}`);
       const mark = await readMark<ShutdownMark>(node, ct.imagesDir, SHUTDOWN_MARK);

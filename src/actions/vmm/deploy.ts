@@ -20,6 +20,7 @@
 import type { CommandContext } from "../../cli/context.ts";
 import { InvalidInputError, OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
+import { squeezeSlashes } from "../../host/posix_path.ts";
 import { Rollback } from "../../host/rollback.ts";
 import { applyDefaults } from "../../one/defaults.ts";
 import { type DriverConfig } from "../../one/config.ts";
@@ -38,7 +39,6 @@ import {
 } from "../../ovz/caches.ts";
 import { distNamesFromListing } from "../../ovz/dists.ts";
 import {
-  cleanPath,
   containersUsing,
   DEPLOY_MARK,
   type DeployMark,
@@ -307,7 +307,7 @@ async function imageDigest(
 async function adoptExisting(ctx: CommandContext, host: Host, plan: DeployPlan) {
   const ct = await findContainer(host, plan.ctid);
   if (!ct) return false;
-  if (cleanPath(ct.privateDir) !== cleanPath(plan.paths.private)) {
+  if (squeezeSlashes(ct.privateDir) !== squeezeSlashes(plan.paths.private)) {
     throw new OnevzError(
       `CTID ${plan.ctid} is already used by another container (VE_PRIVATE=${ct.privateDir}); ` +
         `VM ${plan.vmid} cannot get it: change CTID_OFFSET in vmm_ssh_ovz.conf or remove that container`,
@@ -354,7 +354,7 @@ async function finishInterrupted(ctx: CommandContext, host: Host, plan: DeployPl
   const ct = mark.ctid === plan.ctid ? await findContainer(host, plan.ctid) : null;
   const own = ct &&
     [plan.paths.private, mark.scratch].some((p) =>
-      p !== undefined && cleanPath(p) === cleanPath(ct.privateDir)
+      p !== undefined && squeezeSlashes(p) === squeezeSlashes(ct.privateDir)
     );
   if (ct && own) {
     const status = parseVzctlStatus((await host.run(["vzctl", "status", ctid], P)).stdout);
