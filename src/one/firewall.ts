@@ -17,6 +17,7 @@
  * The value also sits in a config that vzctl parses line by line and shell scripts source
  * (vznetaddbr `. $CONFIGFILE`): no `"`, `=`, `$`, backtick or backslash ever reaches it.
  */
+import { isStrictIpv4 } from "../ovz/options.ts";
 
 export interface FirewallOptions {
   /** The operator allows `[CUSTOM]` iptables lines (ONEVZ FIREWALL_CUSTOM = "yes"). */
@@ -26,8 +27,6 @@ export interface FirewallOptions {
 /** The normalized rules (one per line, comments dropped), or an error naming the line. */
 export type FirewallResult = { ok: true; rules: string } | { ok: false; message: string };
 
-const IPV4_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
-const IPV4 = new RegExp(`^${IPV4_OCTET}(\\.${IPV4_OCTET}){3}$`);
 /** Protocols iptables' multiport match accepts. */
 const PROTOCOLS = ["tcp", "udp", "udplite", "sctp", "dccp"];
 /** multiport: at most 15 ports, a range counting as two. */
@@ -72,7 +71,7 @@ function checkSection(spec: string): string | null {
 function checkSource(line: string): string | null {
   if (line === "*") return null;
   const [addr, mask, ...more] = line.split("/");
-  if (IPV4.test(addr) && more.length === 0) {
+  if (isStrictIpv4(addr) && more.length === 0) {
     if (mask === undefined) return null;
     if (/^([0-9]|[12][0-9]|3[0-2])$/.test(mask)) return null;
     return `${show(line)}: the network prefix must be /0 to /32`;

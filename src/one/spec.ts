@@ -33,6 +33,8 @@ import { InvalidInputError } from "../cli/errors.ts";
 import {
   checkCpuLimit,
   checkCpuMask,
+  isIpv6Address,
+  isStrictIpv4,
   parseRawOptions,
   rawArgv,
   type RawOption,
@@ -162,16 +164,7 @@ export const hostnameSchema = z.string().refine(
   },
 );
 
-const IPV4 =
-  /^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$/;
-export function isIpv4(s: string): boolean {
-  return IPV4.test(s);
-}
-const ipv6Schema = z.ipv6();
-export function isIpv6(s: string): boolean {
-  return ipv6Schema.safeParse(s).success;
-}
-export const ipSchema = z.string().refine((s) => isIpv4(s) || isIpv6(s), {
+export const ipSchema = z.string().refine((s) => isStrictIpv4(s) || isIpv6Address(s), {
   error: (i) => `${show(String(i.input))} is not an IPv4 or IPv6 address`,
 });
 export const macSchema = z.string().regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, {
