@@ -135,7 +135,7 @@ export function notRegular(path: string, st: FileStat | null): string | undefine
  * the read (swapped for another) is refused. The read itself is `dd iflag=nofollow,nonblock`,
  * so even a file swapped in at that instant is never followed or waited on.
  */
-export async function readRegular(
+async function readRegular(
   host: Host,
   path: string,
   opts: { privileged?: boolean; maxBytes: number; what?: string; head?: boolean },
@@ -194,7 +194,7 @@ export async function readRegularText(
 }
 
 /** "/a/b/c" → ["/", "/a", "/a/b", "/a/b/c"]. */
-export function ancestors(path: string): string[] {
+function ancestors(path: string): string[] {
   const parts = path.split("/").filter((p) => p !== "");
   const out = ["/"];
   for (let i = 1; i <= parts.length; i++) out.push("/" + parts.slice(0, i).join("/"));

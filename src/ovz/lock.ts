@@ -35,7 +35,7 @@ export interface LockOptions {
   onBroken?: (message: string) => void;
 }
 
-export interface LockOwner {
+interface LockOwner {
   pid: number;
   host: string;
   action: string;
@@ -72,7 +72,7 @@ function readLocal(path: string): string | undefined {
 }
 
 /** Start time (clock ticks since boot) and state of a local process, from /proc/<pid>/stat. */
-export function processStart(pid: number | "self"): { ticks: string; zombie: boolean } | undefined {
+function processStart(pid: number | "self"): { ticks: string; zombie: boolean } | undefined {
   const stat = readLocal(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -81,11 +81,11 @@ export function processStart(pid: number | "self"): { ticks: string; zombie: boo
   return { ticks: fields[19], zombie: fields[0] === "Z" || fields[0] === "X" };
 }
 
-export const bootId = (): string | undefined =>
+const bootId = (): string | undefined =>
   readLocal("/proc/sys/kernel/random/boot_id")?.trim() || undefined;
 
 /** The record of this process as a lock owner. */
-export function ownerRecord(action: string): LockOwner {
+function ownerRecord(action: string): LockOwner {
   return {
     pid: Deno.pid,
     host: Deno.hostname(),
@@ -97,7 +97,7 @@ export function ownerRecord(action: string): LockOwner {
   };
 }
 
-export function parseOwner(text: string | null | undefined): LockOwner | undefined {
+function parseOwner(text: string | null | undefined): LockOwner | undefined {
   if (!text) return undefined;
   try {
     const o = JSON.parse(text) as LockOwner;
@@ -108,7 +108,7 @@ export function parseOwner(text: string | null | undefined): LockOwner | undefin
 }
 
 /** Why the owner's lock is abandoned, or undefined when it may still be held. */
-export function staleReason(
+function staleReason(
   owner: LockOwner,
   staleMinutes: number,
   now = Date.now(),

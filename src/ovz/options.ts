@@ -665,8 +665,3 @@ export function parseRawOptions(tokens: readonly string[]): RawOption[] {
 export function rawArgv(options: readonly RawOption[]): string[] {
   return options.flatMap((o) => o.value === null ? [`--${o.name}`] : [`--${o.name}`, o.value]);
 }
-
-/** Validate RAW tokens and return them as canonical argv. Throws RangeError naming the option. */
-export function checkRawArgs(tokens: readonly string[]): string[] {
-  return rawArgv(parseRawOptions(tokens));
-}
