@@ -53,6 +53,7 @@ import {
 } from "../../ovz/container.ts";
 import { parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
 import { type DeployPlan, type Flavour, planDeploy, type Step } from "../../ovz/plan.ts";
+import { note } from "./common.ts";
 import { clearLeftoverConfig, observeTools, warnAboutVzfirewall } from "./deploy_node.ts";
 import { type Facts, makeDirs, runStep, writeCopy } from "./deploy_steps.ts";
 import { loadDriverConfig, readDeploymentInput } from "./input.ts";
@@ -76,7 +77,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
   ]);
   const plan = planDeploy(spec, { ...facts, layout: tools.layout });
   warnAboutVzfirewall(ctx, spec, tools);
-  for (const w of plan.warnings) ctx.io.err(`onevz: deploy: warning: ${w.replaceAll("\n", " ")}\n`);
+  for (const w of plan.warnings) say(ctx, `warning: ${w.replaceAll("\n", " ")}`);
   const placement = { inserted: false };
 
   const rollback = new Rollback();
@@ -119,7 +120,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     }
   } catch (e) {
     const problems = await rollback.run();
-    for (const p of problems) ctx.io.err(`onevz: deploy: ${p}\n`);
+    for (const p of problems) say(ctx, p);
     throw e;
   }
   rollback.commit();
@@ -128,8 +129,9 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
+/** A note of deploy's on stderr (after the reason, when it fails: see dispatch.ts). */
 function say(ctx: CommandContext, text: string) {
-  ctx.io.err(`onevz: deploy: ${text.replace(/^ExitCode:/gm, "ExitCode -")}\n`);
+  note(ctx, `deploy: ${text}`);
 }
 
 const isVzctl = (step: Step, action: string) =>
@@ -170,9 +172,7 @@ async function pruneTemplates(
       privileged: true,
     });
   } catch (e) {
-    ctx.io.err(
-      `onevz: deploy: could not prune ${facts.templateCacheDir}: ${(e as Error).message}\n`,
-    );
+    say(ctx, `could not prune ${facts.templateCacheDir}: ${(e as Error).message}`);
   }
 }
 
