@@ -95,12 +95,12 @@ async function ensureConfig(
   checkpointInside(checkpoint, ct.imagesDir);
   // A config without VE_LAYOUT (saved on a vzctl 3.0.x node) makes vzctl 4.x take the CT for
   // ploop (and a later create of this CTID try ploop): complete it from the private area.
-  const ploop = await ctx.host.exists(`${ct.privateDir}/root.hdd`, { privileged: true });
-  const text = ct.conf.VE_LAYOUT === undefined
-    ? `${copy}${copy === "" || copy.endsWith("\n") ? "" : "\n"}VE_LAYOUT="${
-      ploop ? "ploop" : "simfs"
-    }"\n`
-    : copy;
+  let text = copy;
+  if (ct.conf.VE_LAYOUT === undefined) {
+    const ploop = await ctx.host.exists(`${ct.privateDir}/root.hdd`, { privileged: true });
+    const eol = copy === "" || copy.endsWith("\n") ? "" : "\n";
+    text = `${copy}${eol}VE_LAYOUT="${ploop ? "ploop" : "simfs"}"\n`;
+  }
   await ctx.host.writeFileAtomic(path, text, { privileged: true, mode: 0o644 });
   return { ct, created: true };
 }
