@@ -3,6 +3,7 @@
  * simulated OpenVZ tools (OVZ_SIM_TIMES), its own peak memory (bench/peak_rss.c), the
  * processes it started (strace), and a TCP relay that counts the bytes an ssh session sends.
  */
+import { descendantsOf } from "../tests/helpers/procs.ts";
 
 export interface Run {
   code: number;
@@ -322,24 +323,10 @@ export function processCpuMs(pid: number): number {
  * children it waited for): a node's sshd and everything its sessions ran.
  */
 export function treeCpuMs(roots: number[]): number {
-  const children = new Map<number, number[]>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(e.name));
-      children.set(ppid, list);
-    } catch { /* gone */ }
-  }
   let ms = 0;
-  const todo = [...roots];
-  while (todo.length) {
-    const pid = todo.pop()!;
+  for (const pid of [...roots, ...descendantsOf(roots)]) {
     const t = statTimes(pid);
     if (t) ms += t[0] + t[1] + t[2] + t[3];
-    todo.push(...(children.get(pid) ?? []));
   }
   return ms;
 }

@@ -27,7 +27,7 @@ import { existsSync } from "node:fs";
 import * as one from "../../fixtures/oned/driver.ts";
 import { oneTm } from "../../fixtures/oned/tm.ts";
 import { canRunPrivilegeTests, leastPrivilegeBed, must } from "../hardening/least_privilege.ts";
-import { descendants } from "../hardening/fault_node.ts";
+import { descendants } from "../helpers/procs.ts";
 import { makeTemplateTarball } from "../helpers/simnode.ts";
 import { type Bed, bedSite, DENO, installDevRemotes, REPO_ROOT, run } from "../testbed/mod.ts";
 

@@ -14,6 +14,7 @@ import type { CommandContext } from "../../src/cli/context.ts";
 import { LocalHost } from "../../src/host/local.ts";
 import type { RunOptions, RunResult } from "../../src/host/host.ts";
 import { REPO, type SimNode } from "../helpers/simnode.ts";
+import { descendants } from "../helpers/procs.ts";
 
 export const TEMPLATES = `${REPO}/fixtures/templates`;
 
@@ -185,28 +186,6 @@ export async function runInProcess(
   } catch (e) {
     return { code: 1, out, err, error: e as Error };
   }
-}
-
-/** Pids of all descendants of `pid` (from /proc, by parent id). */
-export function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(e.name)]);
-    } catch { /* gone */ }
-  }
-  const out: number[] = [];
-  const todo = [pid];
-  while (todo.length) {
-    for (const c of children.get(todo.pop()!) ?? []) {
-      out.push(c);
-      todo.push(c);
-    }
-  }
-  return out;
 }
 
 export interface Spawned {

@@ -30,6 +30,7 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Output, run } from "../../fixtures/oned/run.ts";
+import { descendants } from "../helpers/procs.ts";
 
 export { type Output, run };
 
@@ -222,32 +223,6 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** Pids of all descendants of `pid` (from /proc, by parent id). */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  try {
-    for (const e of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(e.name)) continue;
-      try {
-        const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-        const list = children.get(ppid) ?? [];
-        list.push(Number(e.name));
-        children.set(ppid, list);
-      } catch { /* gone */ }
-    }
-  } catch { /* no /proc */ }
-  const out: number[] = [];
-  const todo = [pid];
-  while (todo.length) {
-    for (const c of children.get(todo.pop()!) ?? []) {
-      out.push(c);
-      todo.push(c);
-    }
-  }
-  return out;
 }
 
 function killTree(pid: number): void {
