@@ -10,7 +10,7 @@
 import { OnevzError } from "../cli/errors.ts";
 import type { Host } from "../host/host.ts";
 import { dirname, squeezeSlashes } from "../host/posix_path.ts";
-import { expandVeid, parseVzConf } from "./parsers.ts";
+import { expandVeid, parseVzConf, parseVzctlStatus, type VzctlStatus } from "./parsers.ts";
 
 export {
   LOCK_NAME,
@@ -69,6 +69,19 @@ export function describeContainer(
     imagesDir,
     vmid: vmidFromImagesDir(imagesDir),
   };
+}
+
+/**
+ * `vzctl status CTID` as root (it takes no lock and exits 0); undefined when its output is not
+ * understood. `check: false`: no vzctl on the host is an undefined status, not an error.
+ */
+export async function vzctlStatus(
+  host: Host,
+  ctid: number,
+  opts: { check?: boolean } = {},
+): Promise<VzctlStatus | undefined> {
+  const r = await host.run(["vzctl", "status", String(ctid)], { privileged: true, ...opts });
+  return parseVzctlStatus(r.stdout);
 }
 
 /** The container's description, or null when its config does not exist (gone, never made). */

@@ -8,7 +8,6 @@ import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import { squeezeSlashes } from "../../host/posix_path.ts";
 import { type ContainerInfo, containersUsing, latestDeployment } from "../../ovz/container.ts";
-import { parseVzctlStatus, type VzctlStatus } from "../../ovz/parsers.ts";
 
 const P = { privileged: true } as const;
 
@@ -66,11 +65,6 @@ export async function containerOsDisk(
   if (os?.diskId !== diskId) return undefined;
   const [ct] = await containersUsing(host, `${imagesDir}/private`);
   return { imagesDir, diskId, ct, privateDir: ct?.privateDir ?? `${imagesDir}/private` };
-}
-
-export async function vzctlStatus(host: Host, ctid: number): Promise<VzctlStatus | undefined> {
-  const r = await host.run(["vzctl", "status", String(ctid)], P);
-  return parseVzctlStatus(r.stdout);
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   readMark,
   SHUTDOWN_MARK,
   type ShutdownMark,
+  vzctlStatus,
   withContainerLock,
 } from "../../ovz/container.ts";
 import {
@@ -29,7 +30,6 @@ import {
   runTm,
   type TmLog,
 } from "./common.ts";
-import { vzctlStatus } from "./container.ts";
 
 const P = { privileged: true } as const;
 

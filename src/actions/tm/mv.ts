@@ -30,7 +30,7 @@ import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import { ARCHIVE_TOOLS, archiveExtFromMagic, readHead } from "../../ovz/archive.ts";
-import { containersUsing, hasFiles, LOCK_NAME } from "../../ovz/container.ts";
+import { containersUsing, hasFiles, LOCK_NAME, vzctlStatus } from "../../ovz/container.ts";
 import {
   closeHosts,
   hostFor,
@@ -51,7 +51,6 @@ import {
   CONTAINER_PARTS,
   type ContainerDisk,
   containerOsDisk,
-  vzctlStatus,
   withContainerFiles,
   xattrOptions,
 } from "./container.ts";

@@ -49,9 +49,10 @@ import {
   removeMark,
   SHUTDOWN_MARK,
   type ShutdownMark,
+  vzctlStatus,
   writeMark,
 } from "../../ovz/container.ts";
-import { parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
+import { parseVzConf } from "../../ovz/parsers.ts";
 import { type DeployPlan, type Flavour, planDeploy, type Step } from "../../ovz/plan.ts";
 import { note } from "./common.ts";
 import { clearLeftoverConfig, observeTools, warnAboutVzfirewall } from "./deploy_node.ts";
@@ -318,9 +319,7 @@ async function adoptExisting(ctx: CommandContext, host: Host, plan: DeployPlan) 
     say(ctx, `CT ${plan.ctid} was shut down (${shutDown.at}) and is started again as it is`);
     await removeMark(host, plan.paths.images, SHUTDOWN_MARK);
   }
-  const status = parseVzctlStatus(
-    (await host.run(["vzctl", "status", String(plan.ctid)], P)).stdout,
-  );
+  const status = await vzctlStatus(host, plan.ctid);
   if (!status?.running) await host.run(["vzctl", "--quiet", "start", String(plan.ctid)], P);
   return true;
 }
@@ -357,7 +356,7 @@ async function finishInterrupted(ctx: CommandContext, host: Host, plan: DeployPl
       p !== undefined && squeezeSlashes(p) === squeezeSlashes(ct.privateDir)
     );
   if (ct && own) {
-    const status = parseVzctlStatus((await host.run(["vzctl", "status", ctid], P)).stdout);
+    const status = await vzctlStatus(host, plan.ctid);
     if (status?.running) {
       say(ctx, `CT ${ctid}, left by an interrupted deploy, is running: adopting it`);
     } else if (mark.kind === "fresh") {

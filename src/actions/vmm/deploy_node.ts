@@ -14,8 +14,8 @@ import type { Host } from "../../host/host.ts";
 import type { Layout } from "../../one/config.ts";
 import { firewallOpensSomething } from "../../one/firewall.ts";
 import type { VmSpec } from "../../one/spec.ts";
-import { confPathFor } from "../../ovz/container.ts";
-import { expandVeid, parseVzConf, parseVzctlStatus } from "../../ovz/parsers.ts";
+import { confPathFor, vzctlStatus } from "../../ovz/container.ts";
+import { expandVeid, parseVzConf } from "../../ovz/parsers.ts";
 import type { DeployPlan } from "../../ovz/plan.ts";
 import { note } from "./common.ts";
 
@@ -119,9 +119,7 @@ export async function clearLeftoverConfig(ctx: CommandContext, host: Host, plan:
     ? undefined
     : expandVeid(conf.VE_PRIVATE, plan.ctid).replace(/\/+$/, "");
   if (priv !== undefined && priv !== plan.paths.private) return;
-  const status = parseVzctlStatus(
-    (await host.run(["vzctl", "status", String(plan.ctid)], { ...P, check: false })).stdout,
-  );
+  const status = await vzctlStatus(host, plan.ctid, { check: false });
   if (!status || status.running || status.mounted) return;
   if (priv === undefined && status.exists) return; // vz.conf's default private area has files
   if (!(await isAbsentOrEmpty(host, plan.paths.private))) return;
