@@ -79,19 +79,26 @@ export async function ctStatus(ctx: CommandContext, ctid: number): Promise<Vzctl
   return st;
 }
 
-/** Stop (if running) and unmount (if mounted): leaves the container ready for destroy. */
+/**
+ * Stop (if running) and unmount (if mounted): leaves the container ready for destroy.
+ * Returns the status it last saw.
+ */
 export async function stopContainer(
   ctx: CommandContext,
   ctid: number,
   opts: { fast?: boolean } = {},
-): Promise<void> {
+): Promise<VzctlStatus> {
   let st = await ctStatus(ctx, ctid);
   if (st.running) {
     await vzctl(ctx, ["stop", String(ctid), ...(opts.fast ? ["--fast"] : [])]);
     st = await ctStatus(ctx, ctid);
     if (st.running) throw new OnevzError(`container ${ctid} is still running after vzctl stop`);
   }
-  if (st.mounted) await vzctl(ctx, ["umount", String(ctid)]);
+  if (st.mounted) {
+    await vzctl(ctx, ["umount", String(ctid)]);
+    st = { ...st, mounted: false };
+  }
+  return st;
 }
 
 /** `vzctl destroy` of a stopped container (its config becomes CTID.conf.destroyed). */

@@ -48,8 +48,7 @@ export default async function shutdown(ctx: CommandContext): Promise<number> {
       note(ctx, `container ${ctid} was already shut down (${mark.at}): left for the epilog`);
       return;
     }
-    await stopContainer(ctx, ctid);
-    if (!(await ctStatus(ctx, ctid)).exists) {
+    if (!(await stopContainer(ctx, ctid)).exists) {
       // vzctl says "deleted": the config is there, the private area is not.
       const disk = await diskToSave(ctx, ct.imagesDir);
       if (disk !== undefined) throw nothingToSave(ctx, ctid, ct.privateDir, disk);
