@@ -14,14 +14,13 @@
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
-import { parseVzConf } from "../../ovz/parsers.ts";
 import {
+  describeContainer,
   findContainer,
   latestDeployment,
   readMark,
   SHUTDOWN_MARK,
   type ShutdownMark,
-  vmidFromImagesDir,
   withContainerLock,
   writeMark,
 } from "../../ovz/container.ts";
@@ -123,12 +122,13 @@ async function locateImagesDir(ctx: CommandContext, ctid: number): Promise<strin
   if (vmDir && offset !== undefined && ctid - offset >= 0) {
     return `${vmDir}/${ctid - offset}/images`;
   }
-  const destroyed = await ctx.host.readFile(
-    ctx.host.sysPath(`/etc/vz/conf/${ctid}.conf.destroyed`),
-    P,
-  ).catch(() => null);
-  const priv = destroyed ? parseVzConf(destroyed).VE_PRIVATE : undefined;
-  if (!priv) return undefined;
-  const dir = priv.replace(/\$\{?(VEID|CTID)\}?/g, String(ctid)).replace(/\/+[^/]+\/*$/, "");
-  return vmidFromImagesDir(dir) !== undefined ? dir : undefined;
+  const path = ctx.host.sysPath(`/etc/vz/conf/${ctid}.conf.destroyed`);
+  const destroyed = await ctx.host.readFile(path, P).catch(() => null);
+  if (!destroyed) return undefined;
+  try {
+    const ct = describeContainer(ctid, path, destroyed);
+    return ct.vmid !== undefined ? ct.imagesDir : undefined;
+  } catch {
+    return undefined; // no absolute VE_PRIVATE: nothing to locate R from
+  }
 }
