@@ -46,6 +46,24 @@ const TYPES: Record<string, FileType> = {
   s: "socket",
 };
 
+/** The type of a file node:fs stat'ed (fstat of an open descriptor: never a symlink). */
+export function fileTypeOf(st: {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+  isSocket(): boolean;
+}): FileType {
+  if (st.isFile()) return "file";
+  if (st.isDirectory()) return "directory";
+  if (st.isFIFO()) return "fifo";
+  if (st.isCharacterDevice()) return "char-device";
+  if (st.isBlockDevice()) return "block-device";
+  if (st.isSocket()) return "socket";
+  return "other";
+}
+
 /** How a type reads in a message: "is a FIFO (named pipe)". */
 export function describeType(t: FileType): string {
   return {

@@ -7,7 +7,7 @@
  */
 // deno-lint-ignore-file require-await
 import { OnevzError } from "../cli/errors.ts";
-import { describeType } from "./files.ts";
+import { describeType, fileTypeOf } from "./files.ts";
 import { Host, type RunOptions, type RunResult } from "./host.ts";
 
 export class LocalHost extends Host {
@@ -188,19 +188,8 @@ async function readRegularLocal(
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) {
-      const type = st.isDirectory()
-        ? "directory"
-        : st.isFIFO()
-        ? "fifo"
-        : st.isCharacterDevice()
-        ? "char-device"
-        : st.isBlockDevice()
-        ? "block-device"
-        : st.isSocket()
-        ? "socket"
-        : "other";
       throw new OnevzError(
-        `${what} is ${describeType(type)}, not a regular file: refusing to read it`,
+        `${what} is ${describeType(fileTypeOf(st))}, not a regular file: refusing to read it`,
       );
     }
     if (st.size > maxBytes && !head) {

@@ -22,7 +22,7 @@ import * as fs from "node:fs";
 import { basename } from "../../host/posix_path.ts";
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
-import { describeType, type FileType } from "../../host/files.ts";
+import { describeType, fileTypeOf } from "../../host/files.ts";
 import {
   closeHosts,
   hostFor,
@@ -207,16 +207,6 @@ function closeSource(o: OpenSource) {
   fs.closeSync(o.fd);
 }
 
-function typeOf(st: fs.Stats): FileType {
-  if (st.isFile()) return "file";
-  if (st.isDirectory()) return "directory";
-  if (st.isFIFO()) return "fifo";
-  if (st.isCharacterDevice()) return "char-device";
-  if (st.isBlockDevice()) return "block-device";
-  if (st.isSocket()) return "socket";
-  return "other";
-}
-
 /**
  * Open each checked file without following a link or blocking, and make sure what is open is
  * a regular file at the checked path (a path swapped since the check is refused).
@@ -234,7 +224,7 @@ export function openSources(sources: ContextSource[]): OpenSource[] {
       }
       open.push({ ...s, fd, size: 0, mtime: 0 });
       const st = fs.fstatSync(fd);
-      const type = typeOf(st);
+      const type = fileTypeOf(st);
       if (type !== "file") {
         throw new OnevzError(`${ATTR}: ${s.arg} is ${describeType(type)}, not a regular file`);
       }
