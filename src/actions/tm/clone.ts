@@ -73,12 +73,13 @@ export async function fileDigest(path: string, log?: TmLog): Promise<string> {
  *   place MODE ENTRY RECORD TARGET LINKTMP DIGEST EXPECT: with MODE trust, the entry must
  *     still have fingerprint EXPECT; with verify, it is hashed again (and removed when it no
  *     longer matches DIGEST); fresh: it was just committed. Then TARGET is linked from it
- *     (unless it already is the entry) and the record renewed.
+ *     (unless it already is the entry) and the record renewed; an entry pruned by another
+ *     clone once TARGET is linked needs no record (TARGET holds its bytes).
  *   commit-place TMP ENTRY DIGEST RECORD TARGET LINKTMP: both, one round trip.
  * The last line says what happened: committed, mismatch <sum>, placed, same, vanished
  * (pruned meanwhile), changed (written since checked), corrupt (dropped).
  */
-const NODE_SCRIPT = [
+export const NODE_SCRIPT = [
   "fp() { find -P \"$1\" -maxdepth 0 -printf '%i %s %T@ %C@\\n' 2>/dev/null; }",
   "record() {",
   '  f=$(fp "$1") && [ -n "$f" ] && printf "%s\\n" "$f" > "$2.$$" && mv -f -- "$2.$$" "$2" ||',
@@ -116,7 +117,11 @@ const NODE_SCRIPT = [
   "  else",
   "    echo vanished; return 0",
   "  fi",
-  '  record "$2" "$3" || return 1',
+  '  if ! record "$2" "$3"; then',
+  // Pruned by another clone right after TARGET was linked: TARGET holds the bytes already.
+  '    [ -e "$2" ] || { echo "$done"; return 0; }',
+  '    echo "cannot write $3, the record of $2" >&2; return 1',
+  "  fi",
   '  echo "$done"',
   "}",
   "case $1 in",
