@@ -1,7 +1,13 @@
 // deploy against the OpenVZ simulator on both kernel flavours: the vzctl calls made, the
 // container's resulting config, stdout/stderr/exit code, and rollback on failure.
 import assert from "node:assert/strict";
-import { makeSimNode, makeTemplateTarball, REPO, type SimNode } from "./helpers/simnode.ts";
+import {
+  makeSimNode,
+  makeTemplateTarball,
+  REPO,
+  SIM_BIN,
+  type SimNode,
+} from "./helpers/simnode.ts";
 
 const VPS145 = await Deno.readTextFile(`${REPO}/fixtures/templates/vps145.xml`);
 const VSWAP = await Deno.readTextFile(`${REPO}/fixtures/templates/vswap-basic.xml`);
@@ -309,6 +315,32 @@ Deno.test("deploy: an image that is not a tar archive is refused before anything
     assert.equal(r.code, 1);
     assert.match(r.stderr, /not a tar archive/);
     assert.deepEqual(await node.snapshot(), before);
+  } finally {
+    await node.cleanup();
+  }
+});
+
+Deno.test("deploy: a refusal waits for the node commands it started in parallel", async () => {
+  // The image check fails while `vzctl --version` (asked at the same time) still runs: the
+  // action must not exit and leave it running on the node (CI saw it write into a removed dir).
+  const node = await makeSimNode({ flavour: "ubc" });
+  try {
+    const images = await prolog(node, 45);
+    await Deno.writeTextFile(`${images}/disk.0`, "QFI\xfb not an OpenVZ template");
+    const shim = `${node.dir}/shim`;
+    const done = `${node.dir}/version-answered`;
+    await Deno.mkdir(shim);
+    await Deno.writeTextFile(
+      `${shim}/vzctl`,
+      `#!/bin/sh\nif [ "$1" = --version ]; then sleep 1; : > '${done}'; fi\nexec '${SIM_BIN}/vzctl' "$@"\n`,
+      { mode: 0o755 },
+    );
+    node.env.PATH = `${shim}:${node.env.PATH}`;
+    const r = await node.action("deploy", [`${images}/deployment.0`], VPS145);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /not a tar archive/);
+    const answered = await Deno.stat(done).then(() => true, () => false);
+    assert.ok(answered, "deploy exited while vzctl --version was still running");
   } finally {
     await node.cleanup();
   }

@@ -11,6 +11,7 @@
 import { hostname, userInfo } from "node:os";
 import type { CommandContext } from "../cli/context.ts";
 import { shellQuote } from "../cli/errors.ts";
+import { allFinished } from "../host/host.ts";
 import { LocalHost } from "../host/local.ts";
 import { SshHost } from "../host/ssh.ts";
 import { VERSION } from "../version.ts";
@@ -85,7 +86,7 @@ export async function runChecks(
   const sysroot = env("ONEVZ_NODE_SYSROOT") || undefined;
   const frontend = opts.skipFrontend ? Promise.resolve([]) : (async () => {
     const facts = await gatherFrontend(front, env, VERSION);
-    const extra = await Promise.all(FRONTEND_CHECKS.map((c) => c.run({ host: front, env, facts })));
+    const extra = await allFinished(FRONTEND_CHECKS.map((c) => c.run({ host: front, env, facts })));
     return [...evaluateFrontend(facts), ...extra.flat()];
   })();
   // How fixes printed for a node reach it from here: the ssh doctor itself used.
@@ -140,7 +141,7 @@ export async function runChecks(
       await host.close().catch(() => {});
     }
   });
-  const all = await Promise.all([frontend, ...nodes]);
+  const all = await allFinished([frontend, ...nodes]);
   return all.flat();
 }
 

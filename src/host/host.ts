@@ -225,3 +225,20 @@ export function splitTailOutput(out: string, paths: readonly string[]): (string 
   if (open >= 0) result[open] = out.slice(contentStart);
   return result;
 }
+
+/**
+ * Promise.all that waits for every promise before it throws the first failure: an action that
+ * stops on one failed check never exits with the commands it started beside it still running
+ * on the node.
+ */
+export async function allFinished<T extends readonly unknown[] | []>(
+  values: T,
+): Promise<{ -readonly [P in keyof T]: Awaited<T[P]> }> {
+  const settled = await Promise.allSettled(values as readonly unknown[]);
+  const results: unknown[] = [];
+  for (const s of settled) {
+    if (s.status === "rejected") throw s.reason;
+    results.push(s.value);
+  }
+  return results as { -readonly [P in keyof T]: Awaited<T[P]> };
+}

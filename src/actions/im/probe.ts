@@ -13,7 +13,7 @@
  * Reading (readProbeFacts, through the Host) is separate from formatting (formatProbe, pure).
  */
 import type { CommandContext } from "../../cli/context.ts";
-import type { Host } from "../../host/host.ts";
+import { allFinished, type Host } from "../../host/host.ts";
 import { LocalHost } from "../../host/local.ts";
 
 export interface CpuSample {
@@ -224,7 +224,7 @@ export async function readProbeFacts(
 ): Promise<ProbeFacts & { cpuSample: CpuSample }> {
   const problems: string[] = [];
   const t0 = Date.now();
-  const [files, vswap, uname, vzctl, vzlist] = await Promise.all([
+  const [files, vswap, uname, vzctl, vzlist] = await allFinished([
     readProcFiles(host, [host.sysPath("/etc/vz/vz.conf")]),
     host.exists(host.sysPath("/proc/vz/vswap")),
     host.run(["uname", "-n", "-m"], { check: false }),

@@ -19,7 +19,7 @@
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { InvalidInputError, OnevzError } from "../../cli/errors.ts";
-import type { Host } from "../../host/host.ts";
+import { allFinished, type Host } from "../../host/host.ts";
 import { squeezeSlashes } from "../../host/posix_path.ts";
 import { Rollback } from "../../host/rollback.ts";
 import { applyDefaults } from "../../one/defaults.ts";
@@ -72,7 +72,7 @@ export default async function deploy(ctx: CommandContext): Promise<number> {
     );
   }
 
-  const [facts, tools] = await Promise.all([
+  const [facts, tools] = await allFinished([
     observeNode(host, spec, input.vmDir),
     observeTools(host, config.layout),
   ]);

@@ -10,7 +10,7 @@
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
-import type { Host } from "../../host/host.ts";
+import { allFinished, type Host } from "../../host/host.ts";
 import type { Layout } from "../../one/config.ts";
 import { firewallOpensSomething } from "../../one/firewall.ts";
 import type { VmSpec } from "../../one/spec.ts";
@@ -36,10 +36,10 @@ export function vzctlMajor(text: string): number | undefined {
 
 export async function observeTools(host: Host, layout: Layout): Promise<ToolFacts> {
   // where the hook looks for it: the PATH, then /usr/sbin and /sbin (of the node's sysroot)
-  const [version, onPath, inSbin] = await Promise.all([
+  const [version, onPath, inSbin] = await allFinished([
     host.run(["vzctl", "--version"], { ...P, check: false }),
     host.run(["sh", "-c", "command -v vzfirewall"], { check: false }),
-    Promise.all(
+    allFinished(
       ["/usr/sbin/vzfirewall", "/sbin/vzfirewall"].map((p) => host.exists(host.sysPath(p))),
     ),
   ]);

@@ -35,7 +35,7 @@
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { OnevzError } from "../../cli/errors.ts";
-import type { Host } from "../../host/host.ts";
+import { allFinished, type Host } from "../../host/host.ts";
 import { confPathFor, type ContainerInfo, describeContainer } from "../../ovz/container.ts";
 import { cpuPercent, parseVeinfo, veidSection, type VestatRow } from "../../ovz/parsers.ts";
 import { ctStatus, deployIdArg, note, readRecord } from "./common.ts";
@@ -93,7 +93,7 @@ async function readPollFiles(host: Host, ctid: number, runningPerVzctl = false) 
     host.sysPath("/proc/vz/venetstat"),
     host.sysPath("/proc/net/dev"),
   ];
-  const [[conf, veinfo, ownBc, vestat, venetstat, netDev], vswap] = await Promise.all([
+  const [[conf, veinfo, ownBc, vestat, venetstat, netDev], vswap] = await allFinished([
     host.readFiles(paths, { privileged: true }),
     // vzctl's own test for a VSwap kernel (access(2) of /proc/vz/vswap, whatever its type).
     host.exists(host.sysPath("/proc/vz/vswap")),
