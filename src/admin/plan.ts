@@ -12,6 +12,7 @@ import type { CommandContext } from "../cli/context.ts";
 import { InvalidInputError, OnevzError, shellQuote, UsageError } from "../cli/errors.ts";
 import { parseDriverConfig } from "../one/config.ts";
 import { applyDefaults } from "../one/defaults.ts";
+import { readDefaultsFile } from "../one/defaults_file.ts";
 import { lintTemplate } from "../one/lint.ts";
 import { parseNetworkOptions, prepareLikeOned } from "../one/oned.ts";
 import { toSpec } from "../one/spec.ts";
@@ -36,28 +37,6 @@ async function readText(path: string, what: string): Promise<string | null> {
 
 function indent(text: string, prefix: string): string[] {
   return text.replace(/\n$/, "").split("\n").map((l) => prefix + l);
-}
-
-/**
- * Where plan finds the defaults file deploy uses, in order: `--defaults`, ONEVZ_DEFAULTS (as
- * deploy), the installed etc file ($ONE_LOCATION/etc/vmm_ssh/vmm_ssh_ovz.conf for a
- * self-contained install, else /etc/one/vmm_ssh/vmm_ssh_ovz.conf), the remotes copy.
- */
-export function defaultsCandidates(
-  env: (name: string) => string | undefined,
-  remotesDir?: string,
-): string[] {
-  const out: string[] = [];
-  const explicit = env("ONEVZ_DEFAULTS");
-  if (explicit) out.push(explicit);
-  const loc = env("ONE_LOCATION");
-  out.push(
-    loc
-      ? `${loc.replace(/\/+$/, "")}/etc/vmm_ssh/vmm_ssh_ovz.conf`
-      : "/etc/one/vmm_ssh/vmm_ssh_ovz.conf",
-  );
-  if (remotesDir) out.push(`${remotesDir}/vmm/ovz/vmm_ssh_ovz.conf`);
-  return out;
 }
 
 /** Render a plan for people: commands shell-quoted, file work as comments. */
@@ -158,15 +137,10 @@ export default async function plan(ctx: CommandContext): Promise<number> {
     }
     configName = ctx.flags.defaults;
   } else {
-    const tried = defaultsCandidates(ctx.env, ctx.remotesDir);
-    for (const p of tried) {
-      configText = await readText(p, "defaults file");
-      if (configText !== null) {
-        configName = p;
-        break;
-      }
-    }
-    if (configText === null) configName = `built-in defaults (none at ${tried.join(", ")})`;
+    // The file deploy uses (one/defaults_file.ts), so the plan shows what deploy will do.
+    const found = await readDefaultsFile(ctx.env, ctx.remotesDir);
+    configText = found.text;
+    configName = found.file ?? `built-in defaults (none at ${found.tried.join(", ")})`;
   }
   const config = parseDriverConfig(configText, configName);
 

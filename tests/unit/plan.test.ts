@@ -526,13 +526,17 @@ Deno.test("onevz plan: uses the installed defaults file and says which", async (
   } finally {
     await Deno.remove(loc, { recursive: true });
   }
-  const { defaultsCandidates } = await import("../../src/admin/plan.ts");
-  assert.deepEqual(defaultsCandidates(() => undefined), ["/etc/one/vmm_ssh/vmm_ssh_ovz.conf"]);
+  const { defaultsFileCandidates } = await import("../../src/one/defaults_file.ts");
+  assert.deepEqual(defaultsFileCandidates(() => undefined), {
+    files: ["/etc/one/vmm_ssh/vmm_ssh_ovz.conf"],
+    explicit: false,
+  });
   assert.deepEqual(
-    defaultsCandidates((n) => (n === "ONE_LOCATION" ? "/srv/one/" : undefined), "/r"),
-    [
-      "/srv/one/etc/vmm_ssh/vmm_ssh_ovz.conf",
-      "/r/vmm/ovz/vmm_ssh_ovz.conf",
-    ],
+    defaultsFileCandidates((n) => (n === "ONE_LOCATION" ? "/srv/one/" : undefined), "/r/").files,
+    ["/r/vmm/ovz/vmm_ssh_ovz.conf", "/srv/one/etc/vmm_ssh/vmm_ssh_ovz.conf"],
+  );
+  assert.deepEqual(
+    defaultsFileCandidates((n) => (n === "ONEVZ_DEFAULTS" ? "/x.conf" : "/srv/one"), "/r"),
+    { files: ["/x.conf"], explicit: true },
   );
 });

@@ -16,6 +16,7 @@ import type { Host } from "../../host/host.ts";
 import { LocalHost } from "../../host/local.ts";
 import { basename, dirname, join, squeezeSlashes } from "../../host/posix_path.ts";
 import { SshHost } from "../../host/ssh.ts";
+import { readDefaultsFile } from "../../one/defaults_file.ts";
 
 export { CACHE_DIR_NAME } from "../../ovz/caches.ts";
 
@@ -152,40 +153,13 @@ export async function runTm(
 }
 
 /**
- * Where the front-end keeps the defaults file (vmm_ssh_ovz.conf), in the order looked at:
- * ONEVZ_DEFAULTS, the remotes tree the tm entry names (its vmm/ovz/ link to the installed
- * file), then $ONE_LOCATION/etc/vmm_ssh/ or /etc/one/vmm_ssh/.
- */
-export function frontEndDefaultsFiles(
-  env: (k: string) => string | undefined,
-  remotesDir?: string,
-): string[] {
-  const explicit = env("ONEVZ_DEFAULTS");
-  if (explicit) return [explicit];
-  const out: string[] = [];
-  if (remotesDir) out.push(`${remotesDir}/vmm/ovz/vmm_ssh_ovz.conf`);
-  const loc = env("ONE_LOCATION");
-  out.push(loc ? `${loc}/etc/vmm_ssh/vmm_ssh_ovz.conf` : "/etc/one/vmm_ssh/vmm_ssh_ovz.conf");
-  return out;
-}
-
-/**
  * The driver settings as the front-end has them (built-in defaults when no file exists). A
  * file that exists but does not parse is an error: the TM never guesses the operator's limits.
  */
 export async function loadFrontEndConfig(ctx: CommandContext) {
   const { parseDriverConfig } = await import("../../one/config.ts"); // zod: only when needed
-  for (const file of frontEndDefaultsFiles(ctx.env, ctx.remotesDir)) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(file);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) continue;
-      throw new OnevzError(`cannot read ${file}: ${(e as Error).message}`);
-    }
-    return { file, config: parseDriverConfig(text, file) };
-  }
-  return { file: undefined, config: parseDriverConfig(null) };
+  const { file, text } = await readDefaultsFile(ctx.env, ctx.remotesDir);
+  return { file, config: parseDriverConfig(text, file) };
 }
 
 /** Result of a streamed transfer. */

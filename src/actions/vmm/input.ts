@@ -2,11 +2,12 @@
  * Where deploy's inputs come from. Under one_vmm_ssh the deployment document arrives on stdin
  * and its argument is the node-side path R/deployment.<seq>; under one_vmm_sh (agentless) the
  * argument is the front-end file <var>/<vid>/deployment.<seq> and stdin is empty. The driver
- * configuration (vmm_ssh_ovz.conf) is read from the remotes tree beside the executable.
+ * configuration (vmm_ssh_ovz.conf) is found as every reader finds it (one/defaults_file.ts).
  */
 import type { CommandContext } from "../../cli/context.ts";
 import { InvalidInputError } from "../../cli/errors.ts";
 import { type DriverConfig, parseDriverConfig } from "../../one/config.ts";
+import { readDefaultsFile } from "../../one/defaults_file.ts";
 import { MAX_TEMPLATE_BYTES } from "../../one/template.ts";
 
 export interface DeploymentInput {
@@ -96,8 +97,6 @@ export async function frontEndVmDir(ctx: CommandContext): Promise<string> {
 /** vmm_ssh_ovz.conf from ONEVZ_DEFAULTS or the remotes tree; built-in defaults when absent. */
 export async function loadDriverConfig(ctx: CommandContext): Promise<DriverConfig> {
   const hypervisor = ctx.mode === "agentless" ? "ovz_fe" : "ovz";
-  const path = ctx.env("ONEVZ_DEFAULTS") ??
-    (ctx.remotesDir ? `${ctx.remotesDir}/vmm/${hypervisor}/vmm_ssh_ovz.conf` : undefined);
-  const text = path ? await Deno.readTextFile(path).catch(() => null) : null;
-  return parseDriverConfig(text, path ?? "vmm_ssh_ovz.conf");
+  const { file, text } = await readDefaultsFile(ctx.env, ctx.remotesDir, hypervisor);
+  return parseDriverConfig(text, file ?? "vmm_ssh_ovz.conf");
 }

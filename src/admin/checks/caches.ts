@@ -9,6 +9,7 @@
 import type { Host } from "../../host/host.ts";
 import { type PathFacts, pathFacts, unsafeDir } from "../../host/files.ts";
 import { type CacheLimits, parseDriverConfig } from "../../one/config.ts";
+import { readDefaultsFile } from "../../one/defaults_file.ts";
 import { parseVzConf } from "../../ovz/parsers.ts";
 import {
   type CacheListing,
@@ -18,7 +19,6 @@ import {
   listImageCache,
   listTemplateCache,
 } from "../../ovz/caches.ts";
-import { frontEndDefaultsFiles } from "../../actions/tm/common.ts";
 import { type CheckResult, fail, ok, warn } from "./types.ts";
 
 export interface CacheFacts {
@@ -114,16 +114,9 @@ export function evaluateCaches(f: CacheFacts): CheckResult[] {
 }
 
 async function frontEndLimits(env: (k: string) => string | undefined) {
-  for (const file of frontEndDefaultsFiles(env, env("ONEVZ_REMOTES"))) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(file);
-    } catch {
-      continue;
-    }
-    return parseDriverConfig(text, file).caches;
-  }
-  return parseDriverConfig(null).caches;
+  // An unreadable file is doctor's frontend.defaults finding; the limits then are the built-in.
+  const found = await readDefaultsFile(env, env("ONEVZ_REMOTES")).catch(() => undefined);
+  return parseDriverConfig(found?.text ?? null, found?.file).caches;
 }
 
 /** Gather the facts on `host` (read-only) and evaluate them. */
