@@ -655,6 +655,20 @@ Deno.test("front-end: an `onevz install`ed ONE_LOCATION passes (but for ONEVZ_SS
     assert.equal(byId(rs2, "frontend.env.one_auth").status, "failure");
     assert.match(byId(rs2, "frontend.remotes").message, /vmm\/ovz\/poll/);
     assert.match(byId(rs2, "frontend.remotes.version").message, /this onevz is 9\.9\.9/);
+    // The defaults file is the one the actions read (the installed file behind the remotes
+    // link), and one they would stop on is a failure, not "parses".
+    assert.match(
+      byId(rs, "frontend.defaults").message,
+      new RegExp(`^${loc}/etc/vmm_ssh/vmm_ssh_ovz\\.conf parses`),
+    );
+    const f3 = await gatherFrontend(
+      new LocalHost({ useSudo: false }),
+      (k) => ({ ...env, ONEVZ_DEFAULTS: `${dir}/typo.conf` })[k],
+      VERSION,
+    );
+    const d3 = byId(evaluateFrontend(f3), "frontend.defaults");
+    assert.equal(d3.status, "failure", d3.message);
+    assert.match(d3.message, /typo\.conf \(named by ONEVZ_DEFAULTS\): it does not exist/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

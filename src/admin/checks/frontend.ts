@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { shellQuote } from "../../cli/errors.ts";
 import type { Host } from "../../host/host.ts";
 import { parseDriverConfig } from "../../one/config.ts";
+import { defaultsFileCandidates, readDefaultsFile } from "../../one/defaults_file.ts";
 import { namesOnevzTm, readManifest } from "../install.ts";
 import { executableKind, TM_ACTIONS, VMM_ACTIONS, withoutOnedBlock } from "../layout.ts";
 import { sshFailureFix } from "./node.ts";
@@ -69,6 +70,8 @@ export interface FrontendFacts {
   onevzCommand?: string;
   defaultsPath: string;
   defaultsText: string | null;
+  /** The defaults file the actions would use cannot be read (or ONEVZ_DEFAULTS names none). */
+  defaultsError?: string;
   imageRepo: FileFact & { oneadminGroups?: string[]; writableByCurrentUser?: boolean };
   oneadmin: string;
   currentUser: string;
@@ -198,11 +201,20 @@ export async function gatherFrontend(
     ? `${paths.root}/lib/onevz/install-manifest.json`
     : "/usr/lib/one/onevz/install-manifest.json";
   const manifest = await readManifest(manifestPath);
-  const vmMad = onedConf === null
-    ? undefined
-    : namedVector(parseOnedConf(onedConf), "VM_MAD", "vmm_ovz");
-  const defaultsRel = vmMad?.default || DEFAULT_VMM_DEFAULTS;
-  const defaultsPath = defaultsRel.startsWith("/") ? defaultsRel : `${paths.etc}/${defaultsRel}`;
+  // The file the actions read (one/defaults_file.ts; oned never applies VM_MAD's default=),
+  // shown by its real path: the installed file behind the remotes link.
+  const defaults = await readDefaultsFile(env, paths.remotes).then(
+    async (d) => ({
+      path: d.file ? await Deno.realPath(d.file).catch(() => d.file!) : d.tried[d.tried.length - 1],
+      text: d.text,
+      error: undefined,
+    }),
+    (err: Error) => ({
+      path: defaultsFileCandidates(env, paths.remotes).files[0],
+      text: null,
+      error: err.message,
+    }),
+  );
   const repoPath = (onedConf !== null && attr(parseOnedConf(onedConf), "IMAGE_REPOSITORY_PATH")) ||
     paths.images;
   const currentUser = (await run(["id", "-un"])).out || env("USER") || "";
@@ -235,8 +247,9 @@ export async function gatherFrontend(
     tmSshConf,
     tmSshByOnevz: (manifest?.files ?? []).some((x) => x.path === tmSshConfPath),
     onevzCommand: onevzCommand(),
-    defaultsPath,
-    defaultsText: await read(defaultsPath),
+    defaultsPath: defaults.path,
+    defaultsText: defaults.text,
+    defaultsError: defaults.error,
     imageRepo: {
       ...repo,
       oneadminGroups: groups.rc === 0 ? groups.out.split(/\s+/) : undefined,
@@ -481,7 +494,14 @@ export function evaluateFrontend(f: FrontendFacts): CheckResult[] {
   }
 
   // Defaults file.
-  if (f.defaultsText === null) {
+  if (f.defaultsError) {
+    r.push(fail(
+      "frontend.defaults",
+      SCOPE,
+      f.defaultsError,
+      todo("deploy and the TM stop on this file too: correct ONEVZ_DEFAULTS or the file's mode"),
+    ));
+  } else if (f.defaultsText === null) {
     r.push(warn(
       "frontend.defaults",
       SCOPE,
